@@ -1,0 +1,18 @@
+# Source me (after ./kuavo setup): venv + ROS 2 (full install or PyPI wheels) + this workspace.
+_kuavo_root="${KUAVO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+export KUAVO_ROOT="$_kuavo_root"
+export KUAVO_ROS_MODE="$(cat "$_kuavo_root/.venv/kuavo_ros_mode" 2>/dev/null || echo wheels)"
+if [ "$KUAVO_ROS_MODE" != wheels ]; then
+  # Full ROS 2 install: its setup first, then the venv on top (created with --system-site-packages).
+  set +u; source "$KUAVO_ROS_MODE/setup.bash"; set -u 2>/dev/null || true
+fi
+set +u
+source "$_kuavo_root/.venv/bin/activate"
+if [ "$KUAVO_ROS_MODE" = wheels ]; then
+  # The wheels make the venv itself a ROS prefix.
+  export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+  export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+fi
+source "$_kuavo_root/install/local_setup.bash"
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+unset _kuavo_root

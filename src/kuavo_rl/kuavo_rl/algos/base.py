@@ -1,0 +1,101 @@
+"""The algorithm/policy split: a learner-side Backend (updates) and an actor-side ActorPolicy
+(acts on CPU from published weights)."""
+from __future__ import annotations
+
+import hashlib
+import io
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kuavo_rl.buffer import TransitionArrays
+from kuavo_rl.config import AlgoConfig
+
+WEIGHTS_FORMAT = "torch.save/state_dict"
+
+
+@dataclass
+class TrainBatch:
+    observations: torch.Tensor  # (B, obs_dim)
+    actions: torch.Tensor  # (B, act_dim)
+    rewards: torch.Tensor  # (B,)
+    next_observations: torch.Tensor  # (B, obs_dim)
+    terminated: torch.Tensor  # (B,) float: 1 stops bootstrapping; truncation is 0
+
+    @staticmethod
+    def from_arrays(t: TransitionArrays) -> "TrainBatch":
+        return TrainBatch(torch.from_numpy(t.observations), torch.from_numpy(t.actions),
+                          torch.from_numpy(t.rewards), torch.from_numpy(t.next_observations),
+                          torch.from_numpy(t.terminated.astype(np.float32)))
+
+
+class Backend(ABC):
+    """Learner side of an off-policy algorithm: one `update` is one critic, actor and temperature step."""
+
+    name: str
+    target_entropy: float
+    target_entropy_rule: str
+
+    @abstractmethod
+    def update(self, batch: TrainBatch) -> dict[str, float]:
+        """One gradient update; returns metrics (critic_loss, actor_loss, temperature, ...)."""
+
+    @abstractmethod
+    def actor_state_dict(self) -> dict[str, torch.Tensor]:
+        """What the actor needs to act."""
+
+    @abstractmethod
+    def state_dict(self) -> dict:
+        """Everything needed to resume: networks, targets, temperature, optimizers."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class ActorPolicy(ABC):
+    backend_name: str
+
+    @abstractmethod
+    def load_actor_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
+
+    @abstractmethod
+    def act(self, observation: np.ndarray, deterministic: bool) -> np.ndarray:
+        """(obs_dim,) -> (act_dim,) in [-1, 1]."""
+
+
+def encode_weights(state: dict[str, torch.Tensor]) -> tuple[bytes, str]:
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, buffer)
+    data = buffer.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def decode_weights(data: bytes, checksum: str) -> dict[str, torch.Tensor]:
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != checksum:
+        raise ValueError(f"weights checksum mismatch (got {actual[:12]}, expected {checksum[:12]})")
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def make_backend(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int) -> Backend:
+    torch.manual_seed(seed)
+    if cfg.backend == "lerobot_sac":
+        from kuavo_rl.algos.lerobot_sac import LerobotSACBackend
+        return LerobotSACBackend(cfg, obs_dim, act_dim)
+    if cfg.backend == "sb3_sac":
+        from kuavo_rl.algos.sb3_sac import SB3SACBackend
+        return SB3SACBackend(cfg, obs_dim, act_dim, seed)
+    raise ValueError(f"backend {cfg.backend!r} has no learner-side update (sb3_ppo runs only in-process)")
+
+
+def make_actor_policy(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int) -> ActorPolicy:
+    torch.manual_seed(seed)
+    if cfg.backend == "lerobot_sac":
+        from kuavo_rl.algos.lerobot_sac import LerobotSACActor
+        return LerobotSACActor(cfg, obs_dim, act_dim)
+    if cfg.backend == "sb3_sac":
+        from kuavo_rl.algos.sb3_sac import SB3SACActor
+        return SB3SACActor(cfg, obs_dim, act_dim, seed)
+    raise ValueError(f"backend {cfg.backend!r} has no actor policy")

@@ -1,0 +1,282 @@
+"""Typed experiment configuration: dataclasses loaded from YAML, validated once at start-up.
+
+Unknown keys and keys that the chosen backend cannot honour stop start-up with a clear message:
+a silently ignored hyperparameter is how a team loses a week (SEED_FINDINGS.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run: unknown key, wrong type, or a key a backend cannot honour."""
+
+
+@dataclass
+class EnvConfig:
+    name: str = "toy"  # toy | pick_lift
+    action_dim: int = 14
+    target: float = 0.0  # the toy task's target action value, same in every dimension
+    obs_mode: str = "zero_obs"  # zero_obs | real_obs
+    episode_steps: int = 200
+    timing: str = "lockstep"  # lockstep (step when an action arrives) | realtime (own clock)
+    rate_hz: float = 10.0  # realtime mode only; the seed ran at 10 Hz
+
+
+@dataclass
+class RewardConfig:
+    type: str = "mse"  # mse | shaped | env | weighted_terms
+    shift: float = 0.0  # r = clip(scale * (base + shift))
+    scale: float = 1.0
+    clip: typing.Optional[list[float]] = None  # [low, high] after scaling; null = no clipping
+    weights: dict[str, float] = field(default_factory=dict)  # weighted_terms: term name -> weight
+
+
+@dataclass
+class AlgoConfig:
+    backend: str = "lerobot_sac"  # lerobot_sac | sb3_sac | sb3_ppo (in-process only)
+    discount: float = 0.99
+    temperature_init: float = 1.0
+    target_entropy: typing.Optional[float] = None  # null = derived by the backend's rule
+    grad_clip_norm: float = 40.0  # 0 = no clipping
+    batch_size: int = 256
+    lr: float = 3e-4  # shared default for the three learning rates below
+    actor_lr: typing.Optional[float] = None
+    critic_lr: typing.Optional[float] = None
+    temperature_lr: typing.Optional[float] = None
+    utd_ratio: int = 1  # gradient updates per environment step (measured and reported)
+    num_critics: int = 2
+    tau: float = 0.005
+    use_backup_entropy: bool = True
+    online_buffer_capacity: int = 100_000
+    offline_buffer_capacity: int = 100_000
+    offline_ratio: float = 0.5  # RLPD: share of each batch drawn from the offline buffer once it has data
+    learning_starts: int = 1000  # env steps with random actions before the first update
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    torch_compile: bool = False  # lerobot 0.4 compiles its critics; 0.6 stopped because SAC did not converge
+    ppo_n_steps: int = 2048
+    ppo_n_epochs: int = 10
+    ppo_gae_lambda: float = 0.95
+    ppo_clip_range: float = 0.2
+
+    def part_lr(self, part: str) -> float:
+        value = getattr(self, f"{part}_lr")
+        return self.lr if value is None else value
+
+
+@dataclass
+class LearnerConfig:
+    publish_weights_every_updates: int = 50
+    checkpoint_every_updates: int = 500
+    status_period_s: float = 1.0
+    torch_threads: int = 1
+
+
+@dataclass
+class ActorConfig:
+    batch_transitions: int = 50  # transitions per TransitionBatch message
+    intervention_timeout_s: float = 0.5  # an intervention older than this is ignored
+    eval_every_episodes: int = 4  # every k-th episode runs the deterministic policy, not trained on
+    final_eval_episodes: int = 2
+    sync_with_learner: bool = True  # lockstep only: pause when the learner falls behind (reproducible UTD)
+
+
+@dataclass
+class RunConfig:
+    total_env_steps: int = 6000
+    seed: int = 0
+    run_dir: str = "runs/default"
+
+
+@dataclass
+class ExperimentConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    # Keys the user set explicitly ("algo.grad_clip_norm", ...): a backend that cannot honour an
+    # explicitly set key refuses it, while defaults are simply the backend's own.
+    explicit: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("explicit")
+        return d
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(ExperimentConfig) if f.name != "explicit"}
+PPO_ONLY = {"ppo_n_steps", "ppo_n_epochs", "ppo_gae_lambda", "ppo_clip_range"}
+SAC_ONLY = {"temperature_init", "target_entropy", "utd_ratio", "num_critics", "tau", "use_backup_entropy",
+            "online_buffer_capacity", "offline_buffer_capacity", "offline_ratio", "learning_starts",
+            "actor_lr", "critic_lr", "temperature_lr", "torch_compile"}
+PIPELINE_BACKENDS = ("lerobot_sac", "sb3_sac")
+ALL_BACKENDS = PIPELINE_BACKENDS + ("sb3_ppo",)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check and convert one YAML value to its declared type ("1e-3" strings count as floats)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)][0]
+        return _coerce(value, inner, where)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (inner,) = typing.get_args(annotation)
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _, inner = typing.get_args(annotation)
+        return {str(k): _coerce(v, inner, f"{where}.{k}") for k, v in value.items()}
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: must be finite, got {value!r}")
+        return number
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {annotation} at {where}")
+
+
+def _apply(cfg: ExperimentConfig, data: dict[str, Any], source: str) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections {sorted(SECTIONS)}")
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section '{section}' (known: {', '.join(sorted(SECTIONS))})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section '{section}' must be a mapping")
+        target = getattr(cfg, section)
+        hints = typing.get_type_hints(type(target))
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(
+                    f"{source}: unknown key '{section}.{key}' (known in '{section}': {', '.join(sorted(hints))})")
+            setattr(target, key, _coerce(value, hints[key], f"{source}: {section}.{key}"))
+            cfg.explicit.add(f"{section}.{key}")
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """'algo.lr=1e-3' -> {'algo': {'lr': 1e-3}} (the value is parsed as YAML)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"override '{text}': expected section.key=value, e.g. algo.lr=1e-3")
+    path, raw = text.split("=", 1)
+    section, key = path.strip().split(".", 1)
+    return {section: {key: yaml.safe_load(raw)}}
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (),
+                pipeline: bool = False) -> ExperimentConfig:
+    """Load a YAML experiment file plus `section.key=value` overrides, and validate it."""
+    cfg = ExperimentConfig()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        _apply(cfg, yaml.safe_load(path.read_text()) or {}, str(path))
+    for text in overrides:
+        _apply(cfg, parse_override(text), f"override '{text}'")
+    validate(cfg, pipeline=pipeline)
+    return cfg
+
+
+def config_from_dict(data: dict[str, Any], pipeline: bool = False) -> ExperimentConfig:
+    cfg = ExperimentConfig()
+    _apply(cfg, data, "config")
+    validate(cfg, pipeline=pipeline)
+    return cfg
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
+    env, reward, algo = cfg.env, cfg.reward, cfg.algo
+    _require(env.name in ("toy", "pick_lift"), f"env.name must be toy or pick_lift, got '{env.name}'")
+    _require(env.action_dim >= 1, "env.action_dim must be >= 1")
+    _require(env.obs_mode in ("zero_obs", "real_obs"), f"env.obs_mode must be zero_obs or real_obs, got '{env.obs_mode}'")
+    _require(env.timing in ("lockstep", "realtime"), f"env.timing must be lockstep or realtime, got '{env.timing}'")
+    _require(env.episode_steps >= 1 and env.rate_hz > 0, "env.episode_steps and env.rate_hz must be positive")
+    _require(reward.type in ("mse", "shaped", "env", "weighted_terms"),
+             f"reward.type must be mse, shaped, env or weighted_terms, got '{reward.type}'")
+    _require(reward.clip is None or (len(reward.clip) == 2 and reward.clip[0] < reward.clip[1]),
+             "reward.clip must be null or [low, high] with low < high")
+    _require(reward.type != "weighted_terms" or bool(reward.weights), "reward.type weighted_terms needs reward.weights")
+    _require(reward.type == "weighted_terms" or not reward.weights, "reward.weights is only used by reward.type weighted_terms")
+    _require(algo.backend in ALL_BACKENDS, f"algo.backend must be one of {', '.join(ALL_BACKENDS)}, got '{algo.backend}'")
+    if pipeline:
+        _require(algo.backend in PIPELINE_BACKENDS,
+                 f"algo.backend '{algo.backend}' is on-policy and runs only in the in-process diagnostics; "
+                 f"the pipeline learner supports {', '.join(PIPELINE_BACKENDS)}")
+    for name in ("discount", "tau", "offline_ratio"):
+        value = getattr(algo, name)
+        _require(0.0 <= value <= 1.0, f"algo.{name} must be in [0, 1], got {value}")
+    _require(algo.temperature_init > 0, "algo.temperature_init must be > 0")
+    _require(algo.grad_clip_norm >= 0, "algo.grad_clip_norm must be >= 0 (0 = no clipping)")
+    for name in ("batch_size", "utd_ratio", "num_critics", "online_buffer_capacity", "offline_buffer_capacity"):
+        _require(getattr(algo, name) >= 1, f"algo.{name} must be >= 1")
+    _require(algo.learning_starts >= 0, "algo.learning_starts must be >= 0")
+    for part in ("actor", "critic", "temperature"):
+        _require(algo.part_lr(part) > 0, f"algo.{part}_lr must be > 0")
+    _require(cfg.run.total_env_steps >= 1, "run.total_env_steps must be >= 1")
+    _require(cfg.actor.batch_transitions >= 1, "actor.batch_transitions must be >= 1")
+    _check_backend_can_honour(cfg)
+
+
+def _explicit_algo_keys(cfg: ExperimentConfig) -> set[str]:
+    return {k.split(".", 1)[1] for k in cfg.explicit if k.startswith("algo.")}
+
+
+def _check_backend_can_honour(cfg: ExperimentConfig) -> None:
+    algo, explicit = cfg.algo, _explicit_algo_keys(cfg)
+    backend = algo.backend
+
+    def refuse(key: str, why: str) -> None:
+        raise ConfigError(f"backend {backend} cannot honour algo.{key}: {why}")
+
+    if backend != "sb3_ppo":
+        for key in sorted(explicit & PPO_ONLY):
+            refuse(key, "it is a PPO setting; use algo.backend: sb3_ppo")
+    if backend == "sb3_sac":
+        if "grad_clip_norm" in explicit and algo.grad_clip_norm > 0:
+            refuse("grad_clip_norm", "stable-baselines3 SAC has no gradient clipping (set it to 0 or use lerobot_sac)")
+        rates = {part: algo.part_lr(part) for part in ("actor", "critic", "temperature")}
+        if len(set(rates.values())) > 1:
+            key = next(f"{p}_lr" for p in rates if f"{p}_lr" in explicit)
+            refuse(key, f"stable-baselines3 SAC uses one learning rate for actor, critic and temperature; got {rates}")
+        if not algo.use_backup_entropy:
+            refuse("use_backup_entropy", "stable-baselines3 SAC always includes the entropy term in the critic target")
+        if algo.torch_compile:
+            refuse("torch_compile", "only lerobot_sac compiles its critics")
+    if backend == "sb3_ppo":
+        for key in sorted(explicit & SAC_ONLY):
+            refuse(key, "PPO is on-policy and has no such setting")
