@@ -1,0 +1,247 @@
+"""The actor without ROS: choose actions (policy, random warm-up, deterministic evaluation, or a
+fresh human intervention), assemble transitions into sequenced batches, keep them until the
+learner has persisted them, and swap in newer policy weights."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kuavo_rl.algos.base import ActorPolicy, decode_weights
+from kuavo_rl.config import ExperimentConfig
+from kuavo_rl.transitions import StepBatch
+
+log = logging.getLogger("kuavo_rl.actor")
+
+
+@dataclass
+class StepObservation:
+    """One observation of the env-node protocol."""
+    episode_id: int
+    step_index: int
+    observation: np.ndarray
+    reward_terms: np.ndarray
+    raw_reward: float
+    terminated: bool
+    truncated: bool
+
+
+@dataclass
+class ActionDecision:
+    episode_id: int
+    step_index: int
+    action: np.ndarray
+    intervention: bool = False
+    reset: bool = False
+
+
+@dataclass
+class InterventionInput:
+    active: bool
+    action: np.ndarray
+    received_at: float  # monotonic seconds
+    estop: bool = False
+
+
+@dataclass
+class _Unacked:
+    batch: StepBatch
+    sent_at: float
+    received: bool = False
+
+
+@dataclass
+class ActorStats:
+    episodes: int = 0
+    eval_returns: list[float] = field(default_factory=list)  # raw env return of evaluation episodes
+    final_eval_returns: list[float] = field(default_factory=list)
+    last_return: float = 0.0
+    interventions_in_episode: int = 0
+    last_episode_intervention_rate: float = 0.0
+    weights_rejected: int = 0
+
+
+class WeightsRejected(ValueError):
+    pass
+
+
+class ActorCore:
+    def __init__(self, cfg: ExperimentConfig, observation_dim: int, action_dim: int,
+                 reward_term_names: tuple[str, ...], policy: ActorPolicy, actor_id: str = "actor0",
+                 clock=time.monotonic):
+        self.cfg = cfg
+        self.observation_dim, self.action_dim = observation_dim, action_dim
+        self.reward_term_names = tuple(reward_term_names)
+        self.policy = policy
+        self.actor_id = actor_id
+        self.clock = clock
+        self.rng = np.random.default_rng(cfg.run.seed + 1)
+        self.policy_version = 0
+        self.learner_updates = 0
+        self.learner_run_id: str | None = None
+        self.env_steps = 0  # training transitions produced
+        self.next_transition_sequence = 0
+        self.next_batch_sequence = 0
+        self.pending_rows: list[dict] = []
+        self.unacked: dict[int, _Unacked] = {}
+        self.intervention: InterventionInput | None = None
+        self.stats = ActorStats()
+        self.final_eval_left: int | None = None  # set when training steps are done
+        self.episode_is_eval = False
+        self.episode_return = 0.0
+        self._previous: tuple[StepObservation, ActionDecision] | None = None
+
+    # ---- inputs from the learner and the operator -------------------------------------------
+    def on_weights(self, version: int, learner_step: int, backend: str, data: bytes, checksum: str) -> None:
+        """Swap in newer weights; raise WeightsRejected (keeping the current ones) otherwise."""
+        if backend != self.policy.backend_name:
+            raise WeightsRejected(f"weights from backend {backend}, actor runs {self.policy.backend_name}")
+        if version <= self.policy_version:
+            raise WeightsRejected(f"weights version {version} is not newer than {self.policy_version}")
+        try:
+            state = decode_weights(data, checksum)
+            self.policy.load_actor_state_dict(state)
+        except Exception as error:  # a corrupt payload must never take the actor down
+            self.stats.weights_rejected += 1
+            raise WeightsRejected(f"weights version {version} rejected: {error}") from error
+        self.policy_version = version
+        self.learner_updates = learner_step
+
+    def on_intervention(self, intervention: InterventionInput) -> None:
+        if intervention.active and len(intervention.action) != self.action_dim:
+            raise ValueError(f"intervention action has {len(intervention.action)} dims, env expects {self.action_dim}")
+        if intervention.active and not np.all(np.isfinite(intervention.action)):
+            raise ValueError("intervention action contains NaN/inf")
+        self.intervention = intervention
+
+    def on_ack(self, learner_run_id: str, received: list[int], persisted: list[int], rejected: list[int]) -> None:
+        if self.learner_run_id is not None and learner_run_id != self.learner_run_id:
+            # The learner restarted: whatever it had not persisted is gone, so send it again.
+            for entry in self.unacked.values():
+                entry.received, entry.sent_at = False, -np.inf
+        self.learner_run_id = learner_run_id
+        for seq in received:
+            if seq in self.unacked:
+                self.unacked[seq].received = True
+        for seq in list(persisted) + list(rejected):
+            self.unacked.pop(seq, None)
+
+    # ---- the step protocol ------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.final_eval_left == 0 and not self.pending_rows
+
+    def _fresh_intervention(self) -> InterventionInput | None:
+        iv = self.intervention
+        if iv is None or self.clock() - iv.received_at > self.cfg.actor.intervention_timeout_s:
+            return None
+        return iv
+
+    def _choose(self, obs: StepObservation) -> ActionDecision:
+        iv = self._fresh_intervention()
+        if iv is not None and iv.estop:
+            return ActionDecision(obs.episode_id, obs.step_index, np.zeros(self.action_dim, np.float32), True)
+        if iv is not None and iv.active and not self.episode_is_eval:
+            return ActionDecision(obs.episode_id, obs.step_index, np.asarray(iv.action, np.float32).copy(), True)
+        if self.env_steps < self.cfg.algo.learning_starts and not self.episode_is_eval:
+            action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
+        else:
+            action = self.policy.act(obs.observation, deterministic=self.episode_is_eval)
+        return ActionDecision(obs.episode_id, obs.step_index, np.clip(action, -1.0, 1.0).astype(np.float32))
+
+    def _start_episode(self) -> None:
+        self.stats.episodes += 1
+        every = self.cfg.actor.eval_every_episodes
+        self.episode_is_eval = self.final_eval_left is not None or (every > 0 and self.stats.episodes % every == 0)
+        self.episode_return = 0.0
+        self.stats.interventions_in_episode = 0
+
+    def on_step(self, obs: StepObservation) -> ActionDecision | None:
+        """Answer an observation with an action, a reset, or None once finished."""
+        if obs.observation.shape != (self.observation_dim,):
+            raise ValueError(f"observation has shape {obs.observation.shape}, expected ({self.observation_dim},)")
+        reset = ActionDecision(obs.episode_id, obs.step_index, np.zeros(self.action_dim, np.float32), reset=True)
+        if obs.step_index == 0:
+            self._start_episode()
+        elif self._previous is None:
+            return reset  # joined mid-episode (actor restart): ask for a fresh episode rather than guess
+        else:
+            self._record(obs)
+        if obs.terminated or obs.truncated:
+            self._end_episode(length=obs.step_index)
+            self._previous = None
+            return None if self.finished else reset
+        decision = self._choose(obs)
+        self._previous = (obs, decision)
+        return decision
+
+    def _record(self, obs: StepObservation) -> None:
+        previous, decision = self._previous
+        if obs.episode_id != previous.episode_id or obs.step_index != previous.step_index + 1:
+            log.warning("observation (%d, %d) does not follow (%d, %d); transition dropped",
+                        obs.episode_id, obs.step_index, previous.episode_id, previous.step_index)
+            return
+        self.pending_rows.append({
+            "transition_sequence": self.next_transition_sequence, "episode_id": obs.episode_id,
+            "step_index": obs.step_index, "observation": previous.observation, "action": decision.action,
+            "next_observation": obs.observation, "reward_terms": obs.reward_terms, "raw_reward": obs.raw_reward,
+            "terminated": obs.terminated, "truncated": obs.truncated, "intervention": decision.intervention,
+            "evaluation": self.episode_is_eval, "policy_version": self.policy_version,
+        })
+        self.next_transition_sequence += 1
+        self.episode_return += obs.raw_reward
+        self.stats.interventions_in_episode += int(decision.intervention)
+        if not self.episode_is_eval:
+            self.env_steps += 1
+
+    def _end_episode(self, length: int) -> None:
+        self.stats.last_return = self.episode_return
+        self.stats.last_episode_intervention_rate = self.stats.interventions_in_episode / max(length, 1)
+        if self.episode_is_eval:
+            self.stats.eval_returns.append(self.episode_return)
+            if self.final_eval_left is not None:
+                self.stats.final_eval_returns.append(self.episode_return)
+                self.final_eval_left -= 1
+        if self.final_eval_left is None and self.env_steps >= self.cfg.run.total_env_steps:
+            self.final_eval_left = self.cfg.actor.final_eval_episodes
+        self.flush()
+
+    # ---- batches ----------------------------------------------------------------------------
+    def flush(self) -> StepBatch | None:
+        """Turn pending transitions into a sequenced batch (kept until persisted)."""
+        if not self.pending_rows:
+            return None
+        batch = StepBatch.from_rows(self.actor_id, self.next_batch_sequence, self.observation_dim, self.action_dim,
+                                    self.reward_term_names, self.pending_rows)
+        self.pending_rows = []
+        self.unacked[batch.sequence] = _Unacked(batch, sent_at=-np.inf)
+        self.next_batch_sequence += 1
+        return batch
+
+    def batches_to_send(self, resend_after_s: float = 2.0) -> list[StepBatch]:
+        """Full batches are cut here; unreceived batches are (re)sent after `resend_after_s`."""
+        if len(self.pending_rows) >= self.cfg.actor.batch_transitions:
+            self.flush()
+        now = self.clock()
+        due = [e for e in self.unacked.values() if not e.received and now - e.sent_at >= resend_after_s]
+        for entry in due:
+            entry.sent_at = now
+        return [e.batch for e in sorted(due, key=lambda e: e.batch.sequence)]
+
+    @property
+    def all_received(self) -> bool:
+        return not self.pending_rows and all(e.received for e in self.unacked.values())
+
+    def waiting_for_learner(self) -> bool:
+        """Lockstep runs pause while the learner is far behind the configured update-to-data ratio,
+        so a pipeline run trains like the in-process one whatever the machine's speed."""
+        if not self.cfg.actor.sync_with_learner or self.cfg.env.timing != "lockstep":
+            return False
+        algo = self.cfg.algo
+        if self.env_steps < algo.learning_starts:
+            return False
+        owed = algo.utd_ratio * (self.env_steps - algo.learning_starts + 1)
+        lag_limit = 2 * (self.cfg.learner.publish_weights_every_updates + self.cfg.actor.batch_transitions * algo.utd_ratio)
+        return owed - self.learner_updates > lag_limit

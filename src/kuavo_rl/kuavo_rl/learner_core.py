@@ -1,0 +1,214 @@
+"""The learner without ROS: ingest batches exactly once, shape rewards, sample RLPD-style, update,
+export versioned weights, and save/restore everything needed to resume."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from kuavo_rl.algos.base import WEIGHTS_FORMAT, Backend, TrainBatch, encode_weights, make_backend
+from kuavo_rl.buffer import RLPDBuffers, TransitionArrays
+from kuavo_rl.config import ExperimentConfig
+from kuavo_rl.reward import LiveRewardLint, RewardShaper, lint_config
+from kuavo_rl.transitions import BatchError, StepBatch
+
+
+class SequenceLedger:
+    """Which batch sequence numbers of each actor are in the buffers (compact: a watermark below
+    which all are present, plus the set above it)."""
+
+    def __init__(self):
+        self.below: dict[str, int] = {}
+        self.above: dict[str, set[int]] = {}
+
+    def contains(self, actor_id: str, sequence: int) -> bool:
+        return sequence < self.below.get(actor_id, 0) or sequence in self.above.get(actor_id, set())
+
+    def add(self, actor_id: str, sequence: int) -> None:
+        above = self.above.setdefault(actor_id, set())
+        above.add(sequence)
+        below = self.below.get(actor_id, 0)
+        while below in above:
+            above.remove(below)
+            below += 1
+        self.below[actor_id] = below
+
+    def state_dict(self) -> dict:
+        return {"below": dict(self.below), "above": {k: sorted(v) for k, v in self.above.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.below = dict(state["below"])
+        self.above = {k: set(v) for k, v in state["above"].items()}
+
+
+@dataclass
+class EpisodeRecord:
+    env_steps: int  # training env steps ingested when the episode ended
+    episode_id: int
+    episode_return: float  # shaped
+    raw_return: float
+    length: int
+    evaluation: bool
+    interventions: int
+
+    @property
+    def intervention_rate(self) -> float:
+        return self.interventions / max(self.length, 1)
+
+
+@dataclass
+class _OpenEpisode:
+    shaped: float = 0.0
+    raw: float = 0.0
+    length: int = 0
+    interventions: int = 0
+
+
+@dataclass
+class EpisodeTracker:
+    """Accumulates per-episode returns from transitions that may span several batches."""
+    open: dict[tuple[str, int], _OpenEpisode] = field(default_factory=dict)
+
+    def add(self, actor_id: str, batch: StepBatch, shaped: np.ndarray, env_steps_after: np.ndarray) -> list[EpisodeRecord]:
+        finished = []
+        for i in range(batch.count):
+            key = (actor_id, int(batch.episode_ids[i]))
+            ep = self.open.setdefault(key, _OpenEpisode())
+            ep.shaped += float(shaped[i])
+            ep.raw += float(batch.raw_rewards[i])
+            ep.length += 1
+            ep.interventions += int(batch.intervention[i])
+            if batch.terminated[i] or batch.truncated[i]:
+                del self.open[key]
+                finished.append(EpisodeRecord(int(env_steps_after[i]), key[1], ep.shaped, ep.raw, ep.length,
+                                              bool(batch.evaluation[i]), ep.interventions))
+        return finished
+
+    def state_dict(self) -> dict:
+        return {"open": [(k, vars(v)) for k, v in self.open.items()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.open = {tuple(k): _OpenEpisode(**v) for k, v in state["open"]}
+
+
+@dataclass
+class IngestResult:
+    duplicate: bool
+    episodes: list[EpisodeRecord]
+    training_transitions: int
+
+
+class LearnerCore:
+    def __init__(self, cfg: ExperimentConfig, observation_dim: int, action_dim: int,
+                 reward_term_names: tuple[str, ...], seed: int | None = None):
+        self.cfg = cfg
+        self.observation_dim, self.action_dim = observation_dim, action_dim
+        self.reward_term_names = tuple(reward_term_names)
+        self.seed = cfg.run.seed if seed is None else seed
+        self.shaper = RewardShaper(cfg.reward, self.reward_term_names)
+        self.config_warnings = lint_config(cfg.reward, cfg.algo, action_dim, self.shaper)
+        self.live_lint = LiveRewardLint(sac_backend=True)
+        self.backend: Backend = make_backend(cfg.algo, observation_dim, action_dim, self.seed)
+        algo = cfg.algo
+        self.buffers = RLPDBuffers(algo.online_buffer_capacity, algo.offline_buffer_capacity,
+                                   observation_dim, action_dim, algo.offline_ratio)
+        self.rng = np.random.default_rng(self.seed)
+        self.ledger = SequenceLedger()
+        self.episodes = EpisodeTracker()
+        self.env_steps = 0  # training transitions ingested
+        self.updates = 0
+        self.weights_version = 0
+        self.intervention_transitions = 0
+        self.last_metrics: dict[str, float] = {}
+        self.last_batch_offline_share = 0.0
+        self._published_at: int | None = None  # updates at the last export; None: publish at once
+
+    # ---- data in -------------------------------------------------------------------------
+    def ingest(self, batch: StepBatch) -> IngestResult:
+        """Add a validated batch unless this actor's sequence number was already ingested."""
+        batch.validate(self.observation_dim, self.action_dim, self.reward_term_names)
+        if self.ledger.contains(batch.actor_id, batch.sequence):
+            return IngestResult(True, [], 0)
+        shaped = self.shaper(batch.reward_terms, batch.raw_rewards)
+        training = ~batch.evaluation
+        env_steps_after = self.env_steps + np.cumsum(training)
+        self.buffers.add(TransitionArrays(
+            observations=batch.observations[training], actions=batch.actions[training], rewards=shaped[training],
+            next_observations=batch.next_observations[training], terminated=batch.terminated[training],
+            intervention=batch.intervention[training], sequences=batch.transition_sequences[training]))
+        self.live_lint.observe_rewards(shaped[training])
+        self.env_steps += int(training.sum())
+        self.intervention_transitions += int(batch.intervention[training].sum())
+        self.ledger.add(batch.actor_id, batch.sequence)
+        episodes = self.episodes.add(batch.actor_id, batch, shaped, env_steps_after)
+        return IngestResult(False, episodes, int(training.sum()))
+
+    # ---- updates -------------------------------------------------------------------------
+    def updates_due(self) -> int:
+        """Updates owed at the configured update-to-data ratio, counted from learning_starts."""
+        algo = self.cfg.algo
+        if self.env_steps < max(algo.learning_starts, 1):
+            return 0
+        target = algo.utd_ratio * (self.env_steps - algo.learning_starts + 1)
+        return max(0, target - self.updates)
+
+    def train_step(self) -> dict[str, float]:
+        sample = self.buffers.sample(self.cfg.algo.batch_size, self.rng)
+        self.last_batch_offline_share = float(sample.intervention.mean())
+        metrics = self.backend.update(TrainBatch.from_arrays(sample))
+        metrics = {k: float(v) for k, v in metrics.items()}
+        self.updates += 1
+        self.live_lint.observe_critic_loss(metrics["critic_loss"])
+        self.last_metrics.update(metrics)
+        return metrics
+
+    def weights_due(self) -> bool:
+        every = self.cfg.learner.publish_weights_every_updates
+        return self.updates > 0 and (self._published_at is None or self.updates - self._published_at >= every)
+
+    def export_weights(self) -> tuple[int, bytes, str]:
+        """Bump the version and serialise the actor's weights: (version, data, sha256)."""
+        self.weights_version += 1
+        self._published_at = self.updates
+        data, checksum = encode_weights(self.backend.actor_state_dict())
+        return self.weights_version, data, checksum
+
+    @property
+    def weights_format(self) -> str:
+        return WEIGHTS_FORMAT
+
+    def warnings(self) -> list[str]:
+        return [str(w) for w in self.config_warnings + self.live_lint.warnings()]
+
+    # ---- persistence ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "format": 1, "backend_name": self.cfg.algo.backend, "config": self.cfg.to_dict(),
+            "dims": (self.observation_dim, self.action_dim, self.reward_term_names),
+            "backend": self.backend.state_dict(), "buffers": self.buffers.state_dict(),
+            "ledger": self.ledger.state_dict(), "episodes": self.episodes.state_dict(),
+            "counters": {"env_steps": self.env_steps, "updates": self.updates, "weights_version": self.weights_version,
+                         "intervention_transitions": self.intervention_transitions},
+            "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "saved_at": time.time(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["backend_name"] != self.cfg.algo.backend:
+            raise ValueError(f"checkpoint was written by backend {state['backend_name']}, "
+                             f"configured backend is {self.cfg.algo.backend}")
+        if tuple(state["dims"][:2]) != (self.observation_dim, self.action_dim):
+            raise ValueError(f"checkpoint dims {state['dims'][:2]} != configured "
+                             f"{(self.observation_dim, self.action_dim)}")
+        self.backend.load_state_dict(state["backend"])
+        self.buffers.load_state_dict(state["buffers"])
+        self.ledger.load_state_dict(state["ledger"])
+        self.episodes.load_state_dict(state["episodes"])
+        counters = state["counters"]
+        self.env_steps, self.updates = counters["env_steps"], counters["updates"]
+        self.weights_version = counters["weights_version"]
+        self.intervention_transitions = counters["intervention_transitions"]
+        self._published_at = None
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])

@@ -1,0 +1,98 @@
+"""The actor -> learner transition batch as numpy arrays, with its validation.
+
+This is the pure twin of kuavo_msgs/TransitionBatch; codec.py converts between the two.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+class BatchError(ValueError):
+    """A transition batch that must be rejected (wrong dimensions, NaN, truncated arrays, ...)."""
+
+
+@dataclass
+class StepBatch:
+    actor_id: str
+    sequence: int  # the actor's batch sequence number
+    observation_dim: int
+    action_dim: int
+    reward_term_names: tuple[str, ...]
+    transition_sequences: np.ndarray  # (B,) uint64
+    episode_ids: np.ndarray  # (B,) uint64
+    step_indices: np.ndarray  # (B,) uint32
+    observations: np.ndarray  # (B, obs_dim) float32
+    actions: np.ndarray  # (B, act_dim) float32
+    next_observations: np.ndarray  # (B, obs_dim) float32
+    reward_terms: np.ndarray  # (B, T) float32
+    raw_rewards: np.ndarray  # (B,) float32
+    terminated: np.ndarray  # (B,) bool
+    truncated: np.ndarray  # (B,) bool
+    intervention: np.ndarray  # (B,) bool
+    evaluation: np.ndarray  # (B,) bool
+    policy_version: np.ndarray  # (B,) uint64
+
+    ARRAY_FIELDS = ("transition_sequences", "episode_ids", "step_indices", "observations", "actions",
+                    "next_observations", "reward_terms", "raw_rewards", "terminated", "truncated",
+                    "intervention", "evaluation", "policy_version")
+
+    @property
+    def count(self) -> int:
+        return len(self.transition_sequences)
+
+    def validate(self, observation_dim: int, action_dim: int, reward_term_names: tuple[str, ...]) -> None:
+        """Raise BatchError unless the batch matches what the learner expects."""
+        if self.observation_dim != observation_dim or self.action_dim != action_dim:
+            raise BatchError(f"dimension mismatch: batch has observation_dim={self.observation_dim}, "
+                             f"action_dim={self.action_dim}; learner expects {observation_dim}, {action_dim}")
+        if tuple(self.reward_term_names) != tuple(reward_term_names):
+            raise BatchError(f"reward terms {list(self.reward_term_names)} != expected {list(reward_term_names)}")
+        n = self.count
+        expected_shapes = {
+            "observations": (n, observation_dim), "next_observations": (n, observation_dim),
+            "actions": (n, action_dim), "reward_terms": (n, len(reward_term_names)),
+        }
+        for name in self.ARRAY_FIELDS:
+            shape = getattr(self, name).shape
+            if shape != expected_shapes.get(name, (n,)):
+                raise BatchError(f"field '{name}' has shape {shape}, expected {expected_shapes.get(name, (n,))}")
+        for name in ("observations", "actions", "next_observations", "reward_terms", "raw_rewards"):
+            values = getattr(self, name)
+            if not np.all(np.isfinite(values)):
+                bad = int(np.count_nonzero(~np.isfinite(values)))
+                raise BatchError(f"field '{name}' contains {bad} NaN/inf values")
+        if n and len(np.unique(self.transition_sequences)) != n:
+            raise BatchError("duplicate transition sequence numbers inside one batch")
+
+    def select(self, index) -> "StepBatch":
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in self.ARRAY_FIELDS:
+            values[name] = values[name][index]
+        return StepBatch(**values)
+
+    @staticmethod
+    def from_rows(actor_id: str, sequence: int, observation_dim: int, action_dim: int,
+                  reward_term_names: tuple[str, ...], rows: list[dict]) -> "StepBatch":
+        """Build a batch from per-transition dicts keyed like the array fields (singular values)."""
+        def column(name, dtype, shape):
+            return np.asarray([r[name] for r in rows], dtype=dtype).reshape(shape)
+
+        n = len(rows)
+        return StepBatch(
+            actor_id, sequence, observation_dim, action_dim, tuple(reward_term_names),
+            transition_sequences=column("transition_sequence", np.uint64, (n,)),
+            episode_ids=column("episode_id", np.uint64, (n,)),
+            step_indices=column("step_index", np.uint32, (n,)),
+            observations=column("observation", np.float32, (n, observation_dim)),
+            actions=column("action", np.float32, (n, action_dim)),
+            next_observations=column("next_observation", np.float32, (n, observation_dim)),
+            reward_terms=column("reward_terms", np.float32, (n, len(reward_term_names))),
+            raw_rewards=column("raw_reward", np.float32, (n,)),
+            terminated=column("terminated", bool, (n,)),
+            truncated=column("truncated", bool, (n,)),
+            intervention=column("intervention", bool, (n,)),
+            evaluation=column("evaluation", bool, (n,)),
+            policy_version=column("policy_version", np.uint64, (n,)),
+        )

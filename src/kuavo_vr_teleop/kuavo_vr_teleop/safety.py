@@ -1,0 +1,93 @@
+"""Safety building blocks: input checks, the latching e-stop, and action limiting. Pure."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .controller import ControllerFrame
+
+
+def frame_is_finite(frame: ControllerFrame) -> bool:
+    return all(math.isfinite(v) for hand in (frame.left, frame.right) for v in hand.floats())
+
+
+def sanitize(frame: ControllerFrame) -> ControllerFrame:
+    """A frame that is safe to compute with.
+
+    Any NaN/inf means the tracking data cannot be trusted: both hands are marked pose-invalid
+    and their analogue values zeroed. Buttons are kept, so the e-stop chord still works while
+    tracking is broken.
+    """
+    if frame_is_finite(frame) and math.isfinite(frame.time_s):
+        return frame
+
+    def clean(hand):  # type: ignore[no-untyped-def]
+        return replace(
+            hand,
+            position=(0.0, 0.0, 0.0),
+            orientation=(0.0, 0.0, 0.0, 1.0),
+            pose_valid=False,
+            trigger=0.0,
+            squeeze=0.0,
+            thumbstick=(0.0, 0.0),
+        )
+
+    time_s = frame.time_s if math.isfinite(frame.time_s) else -math.inf
+    return ControllerFrame(time_s, clean(frame.left), clean(frame.right))
+
+
+def chord_pressed(frame: ControllerFrame | None, inputs: tuple[str, ...], threshold: float = 0.5) -> bool:
+    """All inputs (``"left.x"``, ``"right.squeeze"``, ...) pressed beyond ``threshold``."""
+    if frame is None or not inputs:
+        return False
+    return all(frame.input_value(spec) > threshold for spec in inputs)
+
+
+@dataclass
+class EstopLatch:
+    """Latches on the e-stop chord; only the reset chord held for ``reset_hold_s`` clears it.
+
+    Staleness or lost tracking never clears it: a latched stop stays until a deliberate reset.
+    """
+
+    estop_chord: tuple[str, ...]
+    reset_chord: tuple[str, ...]
+    reset_hold_s: float
+    latched: bool = False
+    _reset_since: float | None = None
+
+    def update(self, frame: ControllerFrame | None, now_s: float) -> bool:
+        if chord_pressed(frame, self.estop_chord):
+            self.latched = True
+            self._reset_since = None
+        elif self.latched:
+            if chord_pressed(frame, self.reset_chord):
+                if self._reset_since is None:
+                    self._reset_since = now_s
+                if now_s - self._reset_since >= self.reset_hold_s:
+                    self.latched = False
+                    self._reset_since = None
+            else:
+                self._reset_since = None
+        return self.latched
+
+
+def limit_action(
+    previous: np.ndarray,
+    target: np.ndarray,
+    max_delta: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> np.ndarray:
+    """Move from ``previous`` toward ``target`` by at most ``max_delta`` per dim, within bounds.
+
+    Non-finite target entries keep the previous value. ``previous`` is assumed in bounds and
+    finite (the core guarantees it), so the result is too.
+    """
+    target = np.where(np.isfinite(target), target, previous)
+    target = np.clip(target, low, high)
+    step = np.clip(target - previous, -max_delta, max_delta)
+    return np.clip(previous + step, low, high).astype(np.float32)

@@ -1,0 +1,88 @@
+"""Keeps an input source open: opens it lazily, retries on a period, never raises. Pure.
+
+A missing runtime is an expected state (a robot PC without the headset streaming), so the
+node must keep publishing "inactive" and retry, logging the full explanation once and
+afterwards at most one short line per retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .controller import ControllerFrame
+from .openxr_source import OpenXRUnavailable
+from .sources import InputSource, Recorder
+
+# Errors that mean "this source cannot be opened now" rather than a bug in our code.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (OpenXRUnavailable, OSError, ValueError)
+
+
+@dataclass
+class Logs:
+    warn: Callable[[str], None] = print
+    info: Callable[[str], None] = print
+    debug: Callable[[str], None] = lambda msg: None
+
+
+@dataclass
+class SourceSupervisor:
+    factory: Callable[[], InputSource | None]
+    retry_period_s: float = 5.0
+    logs: Logs = field(default_factory=Logs)
+    recorder: Recorder | None = None
+    source: InputSource | None = None
+    attempts: int = 0
+    _next_try_s: float | None = None
+    _last_error: str | None = None
+
+    def poll(self, now_s: float) -> ControllerFrame | None:
+        if self.source is not None and not getattr(self.source, "alive", True):
+            self.logs.warn(f"input source '{self.source.name}' was lost; reopening in {self.retry_period_s:g} s")
+            self._close_source()
+            self._next_try_s = now_s + self.retry_period_s
+        if self.source is None and not self._try_open(now_s):
+            return None
+        assert self.source is not None
+        frame = self.source.poll()
+        if frame is not None and self.recorder is not None:
+            self.recorder.write(frame)
+        return frame
+
+    def _try_open(self, now_s: float) -> bool:
+        if self._next_try_s is not None and now_s < self._next_try_s:
+            return False
+        self._next_try_s = now_s + self.retry_period_s
+        self.attempts += 1
+        try:
+            source = self.factory()
+        except UNAVAILABLE_ERRORS as exc:
+            message = str(exc)
+            if message != self._last_error:  # full explanation once (and again if it changes)
+                self.logs.warn(f"{message} (retrying every {self.retry_period_s:g} s)")
+                self._last_error = message
+            else:
+                self.logs.debug(f"input source still unavailable (attempt {self.attempts})")
+            return False
+        if source is None:  # a "none" source: nothing to open, nothing to retry
+            self._next_try_s = float("inf")
+            return False
+        self.source = source
+        if self._last_error is not None:
+            self.logs.info(f"input source '{source.name}' opened after {self.attempts} attempts")
+            self._last_error = None
+        else:
+            self.logs.info(f"input source '{source.name}' opened")
+        return True
+
+    def _close_source(self) -> None:
+        if self.source is not None:
+            try:
+                self.source.close()
+            finally:
+                self.source = None
+
+    def close(self) -> None:
+        self._close_source()
+        if self.recorder is not None:
+            self.recorder.close()
