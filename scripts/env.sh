@@ -14,5 +14,7 @@ if [ "$KUAVO_ROS_MODE" = wheels ]; then
   export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 fi
 source "$_kuavo_root/install/local_setup.bash"
+# Node executables and the kuavo-rl CLI (ament_python installs them under lib/<package>).
+export PATH="$_kuavo_root/install/kuavo_rl/lib/kuavo_rl:$_kuavo_root/install/kuavo_vr_teleop/lib/kuavo_vr_teleop:$PATH"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 unset _kuavo_root

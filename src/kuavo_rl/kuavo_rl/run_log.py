@@ -82,3 +82,19 @@ def episode_curve(run_dir: str | Path, evaluation: bool) -> tuple[list[float], l
     """(env_steps, returns) of the evaluation or training episodes of a run."""
     rows = [r for r in read_rows(Path(run_dir) / "episodes.csv") if bool(r["evaluation"]) == evaluation]
     return [r["env_steps"] for r in rows], [r["return"] for r in rows]
+
+
+def drop_rows_after(path: str | Path, column: str, last_kept: float) -> int:
+    """After a resume, forget rows logged past the checkpoint (they will be logged again)."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with path.open() as handle:
+        reader = csv.DictReader(handle)
+        fieldnames, rows = reader.fieldnames, list(reader)
+    kept = [r for r in rows if float(r[column]) <= last_kept]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(kept)
+    return len(rows) - len(kept)

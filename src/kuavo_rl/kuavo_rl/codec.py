@@ -1,0 +1,114 @@
+"""Conversions between the pure core's numpy data and kuavo_msgs messages, with validation.
+
+Typed arrays cross as `array.array` built from raw bytes (no per-element Python loop), so a
+10,000-transition batch converts in milliseconds.
+"""
+from __future__ import annotations
+
+import array
+
+import numpy as np
+
+from kuavo_rl.actor_core import ActionDecision, InterventionInput, StepObservation
+from kuavo_rl.transitions import BatchError, StepBatch
+
+TYPECODES = {np.float32: "f", np.uint64: "Q", np.uint32: "I", np.uint8: "B"}
+
+
+def to_array(values, dtype) -> array.array:
+    return array.array(TYPECODES[dtype], np.ascontiguousarray(values, dtype=dtype).tobytes())
+
+
+def from_array(values, dtype) -> np.ndarray:
+    return np.frombuffer(values, dtype=dtype) if len(values) else np.zeros(0, dtype)
+
+
+# ---- env protocol ----------------------------------------------------------------------------
+def observation_to_msg(msg, obs: StepObservation, reward_term_names, stamp=None):
+    if stamp is not None:
+        msg.stamp = stamp
+    msg.episode_id, msg.step_index = int(obs.episode_id), int(obs.step_index)
+    msg.observation = to_array(obs.observation, np.float32)
+    msg.reward_term_names = list(reward_term_names)
+    msg.reward_terms = to_array(obs.reward_terms, np.float32)
+    msg.raw_reward = float(obs.raw_reward)
+    msg.terminated, msg.truncated = bool(obs.terminated), bool(obs.truncated)
+    return msg
+
+
+def observation_from_msg(msg) -> StepObservation:
+    observation = from_array(msg.observation, np.float32).copy()
+    terms = from_array(msg.reward_terms, np.float32).copy()
+    if len(terms) != len(msg.reward_term_names):
+        raise ValueError(f"observation has {len(terms)} reward terms but {len(msg.reward_term_names)} names")
+    if not (np.all(np.isfinite(observation)) and np.all(np.isfinite(terms)) and np.isfinite(msg.raw_reward)):
+        raise ValueError("observation contains NaN/inf")
+    return StepObservation(msg.episode_id, msg.step_index, observation, terms, msg.raw_reward,
+                           msg.terminated, msg.truncated)
+
+
+def action_to_msg(msg, decision: ActionDecision, stamp=None):
+    if stamp is not None:
+        msg.stamp = stamp
+    msg.episode_id, msg.step_index = int(decision.episode_id), int(decision.step_index)
+    msg.action = to_array(decision.action, np.float32)
+    msg.intervention, msg.reset = bool(decision.intervention), bool(decision.reset)
+    return msg
+
+
+def action_from_msg(msg, action_dim: int) -> ActionDecision:
+    action = from_array(msg.action, np.float32).copy()
+    if not msg.reset:
+        if action.shape != (action_dim,):
+            raise ValueError(f"action has {len(action)} values, env expects {action_dim}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError("action contains NaN/inf")
+    return ActionDecision(msg.episode_id, msg.step_index, action, msg.intervention, msg.reset)
+
+
+# ---- transitions -----------------------------------------------------------------------------
+def batch_to_msg(msg, batch: StepBatch):
+    msg.actor_id, msg.sequence, msg.count = batch.actor_id, int(batch.sequence), int(batch.count)
+    msg.observation_dim, msg.action_dim = int(batch.observation_dim), int(batch.action_dim)
+    msg.reward_term_names = list(batch.reward_term_names)
+    msg.transition_sequences = to_array(batch.transition_sequences, np.uint64)
+    msg.episode_ids = to_array(batch.episode_ids, np.uint64)
+    msg.step_indices = to_array(batch.step_indices, np.uint32)
+    for name in ("observations", "actions", "next_observations", "reward_terms", "raw_rewards"):
+        setattr(msg, name, to_array(getattr(batch, name), np.float32))
+    for name in ("terminated", "truncated", "intervention", "evaluation"):
+        setattr(msg, name, getattr(batch, name).tolist())
+    msg.policy_version = to_array(batch.policy_version, np.uint64)
+    return msg
+
+
+def batch_from_msg(msg) -> StepBatch:
+    """Rebuild a StepBatch; raises BatchError when array lengths do not match the header."""
+    n, obs_dim, act_dim, n_terms = msg.count, msg.observation_dim, msg.action_dim, len(msg.reward_term_names)
+    expected = {"transition_sequences": n, "episode_ids": n, "step_indices": n, "observations": n * obs_dim,
+                "actions": n * act_dim, "next_observations": n * obs_dim, "reward_terms": n * n_terms,
+                "raw_rewards": n, "terminated": n, "truncated": n, "intervention": n, "evaluation": n,
+                "policy_version": n}
+    for name, length in expected.items():
+        if len(getattr(msg, name)) != length:
+            raise BatchError(f"batch {msg.actor_id}#{msg.sequence}: field '{name}' has {len(getattr(msg, name))} "
+                             f"values, expected {length} (count={n})")
+    f32 = lambda name, cols: from_array(getattr(msg, name), np.float32).reshape(n, cols)  # noqa: E731
+    return StepBatch(
+        actor_id=msg.actor_id, sequence=msg.sequence, observation_dim=obs_dim, action_dim=act_dim,
+        reward_term_names=tuple(msg.reward_term_names),
+        transition_sequences=from_array(msg.transition_sequences, np.uint64),
+        episode_ids=from_array(msg.episode_ids, np.uint64),
+        step_indices=from_array(msg.step_indices, np.uint32),
+        observations=f32("observations", obs_dim), actions=f32("actions", act_dim),
+        next_observations=f32("next_observations", obs_dim), reward_terms=f32("reward_terms", n_terms),
+        raw_rewards=from_array(msg.raw_rewards, np.float32),
+        terminated=np.array(msg.terminated, bool), truncated=np.array(msg.truncated, bool),
+        intervention=np.array(msg.intervention, bool), evaluation=np.array(msg.evaluation, bool),
+        policy_version=from_array(msg.policy_version, np.uint64),
+    )
+
+
+# ---- operator ----------------------------------------------------------------------------------
+def intervention_from_msg(msg, received_at: float) -> InterventionInput:
+    return InterventionInput(bool(msg.active), from_array(msg.action, np.float32).copy(), received_at, bool(msg.estop))

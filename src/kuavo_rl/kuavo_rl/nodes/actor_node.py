@@ -1,0 +1,113 @@
+"""Actor node: answers env observations with policy (or human takeover) actions, streams
+sequenced transition batches to the learner, and swaps in newer weights."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+from rclpy.node import Node
+
+from kuavo_msgs.msg import ActionCommand, BatchAck, EnvObservation, Intervention, PolicyWeights, TransitionBatch
+from kuavo_rl import qos, topics
+from kuavo_rl.actor_core import ActorCore, StepObservation, WeightsRejected
+from kuavo_rl.algos.base import make_actor_policy
+from kuavo_rl.codec import action_to_msg, batch_to_msg, intervention_from_msg, observation_from_msg
+from kuavo_rl.inprocess import env_spec
+from kuavo_rl.nodes.common import declare, load_node_config, run_node
+
+
+class ActorNode(Node):
+    def __init__(self):
+        super().__init__("kuavo_actor")
+        self.cfg = load_node_config(self)
+        self.actor_id = declare(self, "actor_id", "actor0", "identifies this actor's batches to the learner")
+        self.summary_file = declare(self, "summary_file", "", "YAML written at exit: counts and evaluation returns")
+        self.resend_after_s = declare(self, "resend_after_s", 2.0, "resend a batch the learner has not received after")
+        obs_dim, act_dim, terms = env_spec(self.cfg)
+        policy = make_actor_policy(self.cfg.algo, obs_dim, act_dim, self.cfg.run.seed + 7)
+        self.core = ActorCore(self.cfg, obs_dim, act_dim, terms, policy, self.actor_id)
+        self.action_pub = self.create_publisher(ActionCommand, topics.ACTION, qos.STEP)
+        self.batch_pub = self.create_publisher(TransitionBatch, topics.TRANSITIONS, qos.TRANSITIONS)
+        self.create_subscription(EnvObservation, topics.OBSERVATION, self.on_observation, qos.STEP)
+        self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self.on_weights, qos.LATEST_WEIGHTS)
+        self.create_subscription(BatchAck, topics.TRANSITIONS_ACK, self.on_ack, qos.ACKS)
+        self.create_subscription(Intervention, topics.INTERVENTION, self.on_intervention, qos.INTERVENTION)
+        self.create_timer(0.02, self.tick)
+        self.waiting: StepObservation | None = None  # an observation held while the learner catches up
+        self.answered: dict[tuple[int, int], ActionCommand] = {}
+        self.done = False
+        self.started = time.monotonic()
+        self.get_logger().info(f"actor {self.actor_id}: backend {self.cfg.algo.backend}, "
+                               f"{self.cfg.run.total_env_steps} env steps, action_dim {act_dim}")
+
+    def on_observation(self, msg: EnvObservation) -> None:
+        key = (msg.episode_id, msg.step_index)
+        if key in self.answered:  # the env resent an observation we answered: resend the answer
+            self.action_pub.publish(self.answered[key])
+            return
+        try:
+            observation = observation_from_msg(msg)
+        except ValueError as error:
+            self.get_logger().error(f"observation rejected: {error}")
+            return
+        self.waiting = observation
+        self.answer_waiting()
+
+    def answer_waiting(self) -> None:
+        if self.waiting is None or self.core.waiting_for_learner():
+            return
+        observation, self.waiting = self.waiting, None
+        decision = self.core.on_step(observation)
+        if decision is None:
+            return
+        msg = action_to_msg(ActionCommand(), decision, self.get_clock().now().to_msg())
+        self.answered = {(observation.episode_id, observation.step_index): msg}
+        self.action_pub.publish(msg)
+
+    def on_weights(self, msg: PolicyWeights) -> None:
+        try:
+            self.core.on_weights(msg.version, msg.learner_step, msg.backend, bytes(msg.data), msg.checksum)
+        except WeightsRejected as error:
+            self.get_logger().warning(str(error))
+
+    def on_ack(self, msg: BatchAck) -> None:
+        if msg.actor_id == self.actor_id:
+            self.core.on_ack(msg.learner_run_id, list(msg.received), list(msg.persisted), list(msg.rejected))
+            for seq, reason in zip(msg.rejected, msg.rejected_reasons):
+                self.get_logger().error(f"learner rejected batch {seq}: {reason}")
+
+    def on_intervention(self, msg: Intervention) -> None:
+        try:
+            self.core.on_intervention(intervention_from_msg(msg, time.monotonic()))
+        except ValueError as error:
+            self.get_logger().error(f"intervention ignored: {error}")
+
+    def tick(self) -> None:
+        self.answer_waiting()
+        for batch in self.core.batches_to_send(self.resend_after_s):
+            self.batch_pub.publish(batch_to_msg(TransitionBatch(), batch))
+        if self.core.finished and self.core.all_received and not self.done:
+            self.get_logger().info(f"finished: {self.core.env_steps} env steps, final evaluation returns "
+                                   f"{[round(r, 3) for r in self.core.stats.final_eval_returns]}")
+            self.done = True
+
+    def close(self) -> None:
+        if self.summary_file:
+            stats = self.core.stats
+            summary = {"actor_id": self.actor_id, "env_steps": self.core.env_steps,
+                       "transitions_sent": self.core.next_transition_sequence,
+                       "batches_sent": self.core.next_batch_sequence, "finished": bool(self.core.finished),
+                       "final_eval_raw_returns": [float(r) for r in stats.final_eval_returns],
+                       "weights_rejected": stats.weights_rejected, "policy_version": self.core.policy_version,
+                       "wall_time_s": time.monotonic() - self.started}
+            Path(self.summary_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.summary_file).write_text(yaml.safe_dump(summary))
+
+
+def main(args=None):
+    raise SystemExit(run_node(ActorNode, args))
+
+
+if __name__ == "__main__":
+    main()
