@@ -94,11 +94,14 @@ class ActorCore:
         self._previous: tuple[StepObservation, ActionDecision] | None = None
 
     # ---- inputs from the learner and the operator -------------------------------------------
-    def on_weights(self, version: int, learner_step: int, backend: str, data: bytes, checksum: str) -> None:
-        """Swap in newer weights; raise WeightsRejected (keeping the current ones) otherwise."""
+    def on_weights(self, version: int, learner_step: int, backend: str, data: bytes, checksum: str,
+                   learner_run_id: str = "") -> None:
+        """Swap in newer weights; raise WeightsRejected (keeping the current ones) otherwise.
+        A restarted learner counts versions from its checkpoint, so a new run id accepts any version."""
         if backend != self.policy.backend_name:
             raise WeightsRejected(f"weights from backend {backend}, actor runs {self.policy.backend_name}")
-        if version <= self.policy_version:
+        new_run = self._observe_learner_run(learner_run_id)
+        if version <= self.policy_version and not new_run:
             raise WeightsRejected(f"weights version {version} is not newer than {self.policy_version}")
         try:
             state = decode_weights(data, checksum)
@@ -116,12 +119,21 @@ class ActorCore:
             raise ValueError("intervention action contains NaN/inf")
         self.intervention = intervention
 
-    def on_ack(self, learner_run_id: str, received: list[int], persisted: list[int], rejected: list[int]) -> None:
-        if self.learner_run_id is not None and learner_run_id != self.learner_run_id:
-            # The learner restarted: whatever it had not persisted is gone, so send it again.
+    def _observe_learner_run(self, learner_run_id: str) -> bool:
+        """True when a learner restart is seen: whatever it had not persisted is gone, so resend it."""
+        if not learner_run_id or learner_run_id == self.learner_run_id:
+            return False
+        restarted = self.learner_run_id is not None
+        if restarted:
+            log.warning("learner restarted (run %s -> %s): resending %d unpersisted batches",
+                        self.learner_run_id, learner_run_id, len(self.unacked))
             for entry in self.unacked.values():
                 entry.received, entry.sent_at = False, -np.inf
         self.learner_run_id = learner_run_id
+        return restarted
+
+    def on_ack(self, learner_run_id: str, received: list[int], persisted: list[int], rejected: list[int]) -> None:
+        self._observe_learner_run(learner_run_id)
         for seq in received:
             if seq in self.unacked:
                 self.unacked[seq].received = True

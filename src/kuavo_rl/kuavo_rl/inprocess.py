@@ -66,7 +66,7 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
             log.update(learner.updates, learner.env_steps, metrics, learner.last_batch_offline_share)
             if learner.weights_due():
                 version, data, checksum = learner.export_weights()
-                actor.on_weights(version, learner.updates, cfg.algo.backend, data, checksum)
+                actor.on_weights(version, learner.updates, cfg.algo.backend, data, checksum, run_id)
         elapsed = time.monotonic() - started
         progress.update(min(actor.env_steps, cfg.run.total_env_steps),
                         f"updates {learner.updates} ({learner.updates / max(elapsed, 1e-9):.1f}/s) "

@@ -67,7 +67,8 @@ class ActorNode(Node):
 
     def on_weights(self, msg: PolicyWeights) -> None:
         try:
-            self.core.on_weights(msg.version, msg.learner_step, msg.backend, bytes(msg.data), msg.checksum)
+            self.core.on_weights(msg.version, msg.learner_step, msg.backend, bytes(msg.data), msg.checksum,
+                                 msg.learner_run_id)
         except WeightsRejected as error:
             self.get_logger().warning(str(error))
 

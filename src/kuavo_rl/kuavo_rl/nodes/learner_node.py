@@ -174,7 +174,7 @@ class LearnerNode(Node):
 
     def publish_weights(self) -> None:
         version, data, checksum = self.core.export_weights()
-        msg = PolicyWeights(version=version, learner_step=self.core.updates, format=self.core.weights_format,
+        msg = PolicyWeights(version=version, learner_run_id=self.run_id, learner_step=self.core.updates, format=self.core.weights_format,
                             backend=self.cfg.algo.backend, checksum=checksum)
         msg.data = to_array(np.frombuffer(data, np.uint8), np.uint8)
         self.weights_pub.publish(msg)
