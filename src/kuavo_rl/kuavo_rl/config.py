@@ -223,6 +223,8 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
     env, reward, algo = cfg.env, cfg.reward, cfg.algo
     _require(env.name in ("toy", "pick_lift"), f"env.name must be toy or pick_lift, got '{env.name}'")
     _require(env.action_dim >= 1, "env.action_dim must be >= 1")
+    _require(env.name != "pick_lift" or env.action_dim == 4,
+             "env pick_lift has a 4-dim action [dx, dy, dz, gripper]; set env.action_dim: 4")
     _require(env.obs_mode in ("zero_obs", "real_obs"), f"env.obs_mode must be zero_obs or real_obs, got '{env.obs_mode}'")
     _require(env.timing in ("lockstep", "realtime"), f"env.timing must be lockstep or realtime, got '{env.timing}'")
     _require(env.episode_steps >= 1 and env.rate_hz > 0, "env.episode_steps and env.rate_hz must be positive")
