@@ -11,23 +11,25 @@ import yaml
 from kuavo_rl.config import ConfigError, load_config
 from kuavo_rl.reward import RewardShaper, lint_config
 
-DEFAULT_CONFIG = "config/toy_mse.yaml"
+DEFAULT_CONFIGS = {"toy": "config/toy_mse.yaml", "sim": "config/sim_pick_lift.yaml"}
+DEFAULT_CONFIG = DEFAULT_CONFIGS["toy"]
 
 
-def default_config_path() -> str | None:
-    """config/toy_mse.yaml of the checkout, else of the installed share/kuavo_rl."""
-    if Path(DEFAULT_CONFIG).is_file():
-        return DEFAULT_CONFIG
+def default_config_path(env: str = "toy") -> str | None:
+    """The env's default experiment file in the checkout, else in the installed share/kuavo_rl."""
+    relative = DEFAULT_CONFIGS[env]
+    if Path(relative).is_file():
+        return relative
     try:
         from ament_index_python.packages import get_package_share_directory
-        candidate = Path(get_package_share_directory("kuavo_rl")) / DEFAULT_CONFIG
+        candidate = Path(get_package_share_directory("kuavo_rl")) / relative
         return str(candidate) if candidate.is_file() else None
     except Exception:
         return None
 
 
 def cmd_train(args) -> int:
-    config_file = args.config or default_config_path()
+    config_file = args.config or default_config_path(args.env)
     cfg = load_config(config_file, args.set, pipeline=not args.inprocess)
     run_dir = Path(args.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.algo.backend}-dim{cfg.env.action_dim}")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -46,8 +48,14 @@ def cmd_train(args) -> int:
         train_inprocess(cfg, run_dir, quiet=args.quiet)
     else:
         from kuavo_rl.supervisor import PipelineFailed, run_pipeline
+        from kuavo_rl.supervisor import VR_MAPPINGS
+        vr = None
+        if args.vr:
+            vr = {"source": args.vr_source, "replay_file": str(Path(args.vr_replay_file).resolve()) if args.vr_replay_file else "",
+                  "replay_loop": bool(args.vr_replay_file), "mapping": VR_MAPPINGS[cfg.env.name],
+                  "action_dim": cfg.env.action_dim if cfg.env.name == "toy" else 0}
         try:
-            run_pipeline(run_dir, config_file, args.set, timeout_s=args.timeout, quiet=args.quiet)
+            run_pipeline(run_dir, config_file, args.set, timeout_s=args.timeout, quiet=args.quiet, vr=vr)
         except PipelineFailed as error:
             print(f"[kuavo-rl] pipeline failed: {error}", file=sys.stderr)
             return 1
@@ -66,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help=f"experiment YAML (default {DEFAULT_CONFIG})")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override a configuration key, e.g. --set algo.lr=1e-3 (repeatable)")
+    train.add_argument("--env", choices=sorted(DEFAULT_CONFIGS), default="toy",
+                       help="which default config to use when --config is not given (toy task or pick-lift sim)")
+    train.add_argument("--vr", action="store_true", help="also run the VR teleop node (human takeovers)")
+    train.add_argument("--vr-source", default="openxr", choices=["openxr", "replay", "none"],
+                       help="VR input: a headset through OpenXR, a recording, or none")
+    train.add_argument("--vr-replay-file", default="", help="recorded controller stream for --vr-source replay")
     train.add_argument("--run-dir", help="where logs, checkpoints, plots go (default runs/<time>-...)")
     train.add_argument("--inprocess", action="store_true", help="no ROS: same env/actor/learner code in one loop")
     train.add_argument("--timeout", type=float, default=3600.0, help="pipeline wall-time limit in seconds")

@@ -14,7 +14,9 @@ from pathlib import Path
 import yaml
 
 NODE_MODULES = {"env": "kuavo_rl.nodes.env_node", "actor": "kuavo_rl.nodes.actor_node",
-                "learner": "kuavo_rl.nodes.learner_node"}
+                "learner": "kuavo_rl.nodes.learner_node", "vr": "kuavo_vr_teleop.node"}
+# The VR mapping that produces each env's action space.
+VR_MAPPINGS = {"toy": "toy", "pick_lift": "ee_delta"}
 
 
 def write_params_file(path: Path, config_file: str | None, overrides: list[str], extra: dict[str, dict]) -> Path:
@@ -81,22 +83,28 @@ class PipelineFailed(RuntimeError):
 
 
 def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], timeout_s: float,
-                 quiet: bool = False) -> dict:
-    """Start env, learner and actor; wait for the actor to finish; stop the others cleanly."""
+                 quiet: bool = False, vr: dict | None = None) -> dict:
+    """Start env, learner, actor (and the VR teleop node with parameters `vr`); wait for the actor
+    to finish; stop the others cleanly."""
     run_dir = Path(run_dir)
-    params = write_params_file(run_dir / "node_params.yaml", config_file, overrides, {
+    per_node = {
         "kuavo_learner": {"run_dir": str(run_dir.resolve()), "quiet": quiet},
         "kuavo_actor": {"summary_file": str((run_dir / "actor_summary.yaml").resolve())},
-    })
+    }
+    if vr is not None:
+        per_node["vr_teleop"] = vr
+    params = write_params_file(run_dir / "node_params.yaml", config_file, overrides, per_node)
     log_dir = run_dir / "logs"
     nodes = {"learner": start_node("learner", params, log_dir, echo=not quiet)}
     nodes["env"] = start_node("env", params, log_dir, echo=False)
+    if vr is not None:
+        nodes["vr"] = start_node("vr", params, log_dir, echo=False)
     nodes["actor"] = start_node("actor", params, log_dir, echo=False)
     deadline = time.monotonic() + timeout_s
     failure = None
     try:
         while nodes["actor"].popen.poll() is None:
-            for name in ("learner", "env"):
+            for name in [n for n in nodes if n != "actor"]:
                 code = nodes[name].popen.poll()
                 if code is not None:
                     failure = f"{name} exited with code {code}; see {nodes[name].log_path}"
@@ -110,7 +118,7 @@ def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], t
         if failure is None and nodes["actor"].popen.returncode != 0:
             failure = f"actor exited with code {nodes['actor'].popen.returncode}; see {nodes['actor'].log_path}"
     finally:
-        codes = {name: stop_node(nodes[name]) for name in ("actor", "env", "learner")}
+        codes = {name: stop_node(node) for name, node in sorted(nodes.items(), key=lambda kv: kv[0] == "learner")}
     if failure:
         tail = "".join(nodes[failure.split()[0]].lines[-20:]) if failure.split()[0] in nodes else ""
         raise PipelineFailed(f"{failure}\n{tail}")
