@@ -15,6 +15,14 @@ find_full_ros() {
 }
 ROS_MODE="$(find_full_ros || echo wheels)"
 
+pip_install() {
+  local out="$ROOT/.venv/kuavo_pip.log"
+  if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" > "$out" 2>&1; then
+    grep -v '^WARNING: Location' "$out" | tail -n 30 >&2
+    log "pip install $* failed (full log: $out)"
+    exit 1
+  fi
+}
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 REQS=(requirements/python.txt scripts/setup.sh scripts/fix_ros_wheel_cmake.py)
 [ "$ROS_MODE" = wheels ] && REQS+=(requirements/ros-wheels.txt)
@@ -30,10 +38,10 @@ if [ ! -f "$VENV/kuavo_pip_stamp" ] || [ "$(cat "$VENV/kuavo_pip_stamp")" != "$P
     # rclpy and the message packages come from the full install's Python path.
     "$PY" -m venv --system-site-packages "$VENV"
   fi
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements/python.txt 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements/no-deps.txt 2>&1 | grep -v '^WARNING: Location' || true
+  pip_install -r requirements/python.txt
+  pip_install --no-deps -r requirements/no-deps.txt  # lerobot pins torch<2.11; its SAC runs on the pinned 2.14
   if [ "$ROS_MODE" = wheels ]; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements/ros-wheels.txt 2>&1 | grep -v '^WARNING: Location' || true
+    pip_install -r requirements/ros-wheels.txt
     "$VENV/bin/python" scripts/fix_ros_wheel_cmake.py "$VENV"
   fi
   "$VENV/bin/python" -c "import torch, stable_baselines3, gymnasium, xr, lerobot.policies.sac.modeling_sac" \

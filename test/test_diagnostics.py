@@ -130,7 +130,8 @@ def test_ppo_runner_learns_on_two_dims(tmp_path):
     train = [r for r in rows if not r["evaluation"]]
     evals = [r for r in rows if r["evaluation"]]
     assert len(train) == 20 and all(r["length"] == 200 for r in rows)
-    assert len(evals) == 10 + cfg.actor.final_eval_episodes
+    # eval_every_episodes 2: every 2nd episode is an evaluation (as the SAC actor does), then the final ones
+    assert len(evals) == 20 + cfg.actor.final_eval_episodes
     assert [r["episode_id"] for r in rows] == list(range(len(rows)))
     assert max(r["return"] for r in evals[1:]) > evals[0]["return"] + 10  # it learns something
 
