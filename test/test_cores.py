@@ -149,3 +149,16 @@ def test_backend_runs_one_update_step(backend):
     assert {"critic_loss", "actor_loss", "temperature"} <= set(metrics)
     after = list(model.actor_state_dict().values())
     assert any(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_estop_latches_in_the_actor_until_an_explicit_reset():
+    now = [0.0]
+    actor = make_actor(small_cfg(), clock=lambda: now[0])
+    obs = lambda step: StepObservation(0, step, np.zeros(3, np.float32), np.zeros(2, np.float32), 0.0, False, False)
+    actor.on_intervention(InterventionInput(False, np.zeros(2, np.float32), received_at=0.0, estop=True))
+    first = actor.on_step(obs(0))
+    assert np.all(first.action == 0) and not first.intervention
+    now[0] = 100.0  # the VR link went silent: still stopped
+    assert np.all(actor.on_step(obs(1)).action == 0)
+    actor.on_intervention(InterventionInput(False, np.zeros(2, np.float32), received_at=100.0, estop=False))
+    assert actor.estopped is False

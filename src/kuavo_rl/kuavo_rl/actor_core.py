@@ -87,6 +87,7 @@ class ActorCore:
         self.pending_rows: list[dict] = []
         self.unacked: dict[int, _Unacked] = {}
         self.intervention: InterventionInput | None = None
+        self.estopped = False
         self.stats = ActorStats()
         self.final_eval_left: int | None = None  # set when training steps are done
         self.episode_is_eval = False
@@ -118,6 +119,9 @@ class ActorCore:
         if intervention.active and not np.all(np.isfinite(intervention.action)):
             raise ValueError("intervention action contains NaN/inf")
         self.intervention = intervention
+        # An operator e-stop latches here too: losing the VR link must not hand control back to the
+        # policy. Only an explicit message without the e-stop (the operator's reset) clears it.
+        self.estopped = intervention.estop
 
     def _observe_learner_run(self, learner_run_id: str) -> bool:
         """True when a learner restart is seen: whatever it had not persisted is gone, so resend it."""
@@ -152,9 +156,9 @@ class ActorCore:
         return iv
 
     def _choose(self, obs: StepObservation) -> ActionDecision:
+        if self.estopped:  # hold (zero action); not a demonstration, so not flagged as intervention
+            return ActionDecision(obs.episode_id, obs.step_index, np.zeros(self.action_dim, np.float32))
         iv = self._fresh_intervention()
-        if iv is not None and iv.estop:
-            return ActionDecision(obs.episode_id, obs.step_index, np.zeros(self.action_dim, np.float32), True)
         if iv is not None and iv.active and not self.episode_is_eval:
             return ActionDecision(obs.episode_id, obs.step_index, np.asarray(iv.action, np.float32).copy(), True)
         if self.env_steps < self.cfg.algo.learning_starts and not self.episode_is_eval:
