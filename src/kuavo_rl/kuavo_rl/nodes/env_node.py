@@ -6,6 +6,9 @@ skipped and counted as late, so that every transition records the action that wa
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+
 from rclpy.node import Node
 
 from kuavo_msgs.msg import ActionCommand, EnvObservation
@@ -17,6 +20,18 @@ from kuavo_rl.envs import make_env
 from kuavo_rl.nodes.common import declare, load_node_config, run_node
 
 
+# Deliberate breakage for the pipeline check's negative control (`kuavo-rl pipeline-check --fault`):
+# never set in normal use. reward_sign negates the reward terms and the raw reward on the wire.
+FAULTS = ("", "reward_sign")
+
+
+def inject_fault(observation, fault: str):
+    if fault == "reward_sign":
+        return dataclasses.replace(observation, reward_terms=-observation.reward_terms,
+                                   raw_reward=-observation.raw_reward)
+    return observation
+
+
 class EnvNode(Node):
     def __init__(self):
         super().__init__("kuavo_env")
@@ -25,6 +40,11 @@ class EnvNode(Node):
                                    "resend the current observation when no action answers it for this long")
         self.stepper = EnvStepper(make_env(self.cfg.env, seed=self.cfg.run.seed), seed=self.cfg.run.seed)
         self.realtime = self.cfg.env.timing == "realtime"
+        self.fault = os.environ.get("KUAVO_RL_FAULT", "")
+        if self.fault not in FAULTS:
+            raise ValueError(f"KUAVO_RL_FAULT={self.fault!r} is not one of {FAULTS[1:]}")
+        if self.fault:
+            self.get_logger().warning(f"FAULT INJECTED: {self.fault} (pipeline-check negative control)")
         self.pub = self.create_publisher(EnvObservation, topics.OBSERVATION, qos.STEP)
         self.create_subscription(ActionCommand, topics.ACTION, self.on_action, qos.STEP)
         self.pending: ActionDecision | None = None
@@ -39,7 +59,7 @@ class EnvNode(Node):
             f"reward terms {list(self.stepper.reward_term_names)}")
 
     def publish(self, observation) -> None:
-        msg = observation_to_msg(EnvObservation(), observation, self.stepper.reward_term_names,
+        msg = observation_to_msg(EnvObservation(), inject_fault(observation, self.fault), self.stepper.reward_term_names,
                                  self.get_clock().now().to_msg())
         self.pub.publish(msg)
         self._published_at = self.get_clock().now()
