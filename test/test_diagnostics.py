@@ -161,6 +161,11 @@ def test_welch_t_test_and_verdict_rules():
     assert combine([SubClaim("a", "reproduced", ""), SubClaim("b", "not tested", "")]) == "reproduced"
     assert combine([SubClaim("a", "reproduced", ""), SubClaim("b", "not reproduced", "")]) == "inconclusive"
     assert combine([SubClaim("a", "not reproduced", "")]) == "not reproduced"
+    from kuavo_rl.diagnostics.report import _verdict
+    assert _verdict(0.2, 0.01) == "reproduced"  # clear in the claimed direction
+    assert _verdict(-0.2, 0.01) == "not reproduced"  # clear against it
+    assert _verdict(0.0, 0.005) == "not reproduced"  # a precise null: an effect >= MIN_EFFECT is ruled out
+    assert _verdict(0.06, 0.05) == "inconclusive"  # within seed noise
 
 
 # ---- the pipeline check (needs the built workspace: source scripts/env.sh) -----------------------

@@ -14,7 +14,12 @@ def cmd_sweep(args) -> int:
     runs_root = Path(args.runs_root or f"runs/sweeps/{sweep.name}")
     failed = {}
     if not args.report_only:
-        result = run_sweep(sweep, runs_root, jobs=args.jobs, only=args.only, quiet=args.quiet)
+        try:
+            result = run_sweep(sweep, runs_root, jobs=args.jobs, only=args.only, quiet=args.quiet)
+        except KeyboardInterrupt:
+            print(f"\n[sweep {sweep.name}] interrupted: finished runs keep their done.yaml; rerun the same command "
+                  "to run only the missing ones", file=sys.stderr)
+            return 130
         failed = result.failed
         print(f"[sweep {sweep.name}] ran {len(result.executed)}, skipped {len(result.skipped)} already done, "
               f"{len(failed)} failed, in {result.wall_time_s:.0f} s", file=sys.stderr)
@@ -30,8 +35,12 @@ def cmd_sweep(args) -> int:
 
 def cmd_pipeline_check(args) -> int:
     from kuavo_rl.diagnostics.pipeline_check import run_check
-    result = run_check(args.config, args.set, seeds=args.seeds, out_dir=args.out, jobs=args.jobs,
-                       fault=args.fault, timeout_s=args.timeout, quiet=args.quiet)
+    try:
+        result = run_check(args.config, args.set, seeds=args.seeds, out_dir=args.out, jobs=args.jobs,
+                           fault=args.fault, timeout_s=args.timeout, quiet=args.quiet)
+    except RuntimeError as error:  # a run failed (its traceback and node logs are named in the message)
+        print(f"kuavo-rl pipeline-check: {error}", file=sys.stderr)
+        return 1
     print(result["markdown"])
     print(f"Report: {result['report']}")
     return 0 if result["verdict"] == "agree" else 1

@@ -16,10 +16,16 @@ Verdict rules (a finding is tested only if a study declares `finding:` with its 
   and its standard error SE = sqrt(sA^2/nA + sB^2/nB) (sample std over seeds). The difference is
   *clear* when |d| > max(2 SE, MIN_EFFECT) with MIN_EFFECT = 0.05 score units; otherwise it is
   within seed noise. With 2 seeds SE is itself noisy, hence the floor.
-- Each finding is split into sub-claims (listed in the report with their numbers); a sub-claim is
-  "reproduced" if its difference is clear in the claimed direction, "not reproduced" if clear in
-  the opposite direction (or a convergence claim fails while the reference converges), else
-  "inconclusive"; "not tested" if the sweep lacks its configurations.
+- Each finding is split into sub-claims (listed in the report with their numbers); a comparison
+  sub-claim is "reproduced" if its difference is clear in the claimed direction; "not reproduced"
+  if it is clear in the opposite direction, or if even d + 2 SE < MIN_EFFECT (an effect of the
+  claimed direction and of at least MIN_EFFECT is ruled out: a precise null); otherwise
+  "inconclusive" (the interval d +- 2 SE is too wide to decide); "not tested" if the sweep lacks
+  its configurations.
+- A convergence sub-claim ("X converges") is reproduced if mean - std of the final task score >=
+  CONVERGED (0.9); "not reproduced" only if mean + std < 0.9 while a reference configuration (same
+  backend, an easier setting) converged within the same budget; otherwise inconclusive, because a
+  short budget is no evidence against "converges in the end".
 - The finding's verdict: "reproduced" if all tested sub-claims are reproduced, "not reproduced"
   if all are not reproduced, otherwise "inconclusive" (mixed or within noise).
 """
@@ -158,7 +164,7 @@ def plot_study(path: Path, study: Study, configs: list[ConfigResult], attr: str,
     n = len(panels)
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(5.2 * cols, 8.0), 3.6 * rows + 0.4), squeeze=False)
     for ax, (key, group) in zip(axes.flat, panels.items()):
         for c in group:
             if not c.runs:
@@ -202,6 +208,15 @@ def _pick(configs: list[ConfigResult], **want) -> ConfigResult | None:
     return None
 
 
+def _verdict(d: float, se: float) -> str:
+    """d: observed difference in the claimed direction; se: its standard error."""
+    if d > max(2 * se, MIN_EFFECT):
+        return "reproduced"
+    if d < -max(2 * se, MIN_EFFECT) or d + 2 * se < MIN_EFFECT:
+        return "not reproduced"  # clearly the other way, or an effect of the claimed size is ruled out
+    return "inconclusive"
+
+
 def _stat(c: ConfigResult, measure: str) -> tuple[float, float, int]:
     v = c.values(measure)
     return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)
@@ -215,7 +230,7 @@ def compare(text: str, better: ConfigResult | None, worse: ConfigResult | None, 
     d = ma - mb
     se = math.sqrt(sa ** 2 / na + sb ** 2 / nb)
     margin = max(2 * se, MIN_EFFECT)
-    verdict = "reproduced" if d > margin else "not reproduced" if d < -margin else "inconclusive"
+    verdict = _verdict(d, se)
     return SubClaim(text, verdict, f"{measure} {ma:.3f}±{sa:.3f} vs {mb:.3f}±{sb:.3f}: d={d:+.3f}, "
                                    f"margin {margin:.3f} (2·SE {2 * se:.3f})")
 
@@ -228,7 +243,7 @@ def interaction(text: str, a1, a2, b1, b2, measure: str = "auc") -> SubClaim:
     d = (stats[1][0] - stats[0][0]) - (stats[3][0] - stats[2][0])
     se = math.sqrt(sum(s ** 2 / n for _, s, n in stats))
     margin = max(2 * se, MIN_EFFECT)
-    verdict = "reproduced" if d > margin else "not reproduced" if d < -margin else "inconclusive"
+    verdict = _verdict(d, se)
     gains = f"gain without clip {stats[1][0] - stats[0][0]:+.3f}, with clip {stats[3][0] - stats[2][0]:+.3f}"
     return SubClaim(text, verdict, f"{measure}: {gains}; difference {d:+.3f}, margin {margin:.3f}")
 
@@ -243,11 +258,12 @@ def converges(text: str, c: ConfigResult | None, reference: ConfigResult | None 
     if m - (s if n > 1 else 0) >= CONVERGED:
         return SubClaim(text, "reproduced", numbers)
     if reference is not None and _stat(reference, "final_score")[0] >= CONVERGED and m + s < CONVERGED:
-        return SubClaim(text, "not reproduced", numbers + f"; reference {reference.label} converged")
-    if reference is None and m + s < CONVERGED:
-        return SubClaim(text, "not reproduced", numbers)
-    return SubClaim(text, "inconclusive", numbers + ("; budget may be too short (reference did not converge)"
-                                                     if reference is not None else "; within seed noise"))
+        return SubClaim(text, "not reproduced", numbers + f"; the reference ({reference.label}) converged "
+                                                          "within the same budget")
+    why = ("the reference did not converge either, so the budget may be too short" if reference is not None
+           else "not converged within this budget, which is shorter than the seed's; no reference run shows the "
+                "budget suffices" if m + s < CONVERGED else "within seed noise")
+    return SubClaim(text, "inconclusive", f"{numbers}; {why}")
 
 
 def finding_subclaims(finding: str, configs: list[ConfigResult]) -> list[SubClaim]:
@@ -258,11 +274,13 @@ def finding_subclaims(finding: str, configs: list[ConfigResult]) -> list[SubClai
             claims.append(compare(f"{b} dim 6: MSE learns better than shaped (AUC)",
                                   p(backend=b, dim=6, type="mse"), p(backend=b, dim=6, type="shaped")))
             claims.append(converges(f"{b}: MSE converges at dim 14", p(backend=b, dim=14, type="mse")))
-            claims.append(converges(f"{b}: shaped converges at dim 2", p(backend=b, dim=2, type="shaped")))
+            claims.append(converges(f"{b}: shaped converges at dim 2", p(backend=b, dim=2, type="shaped"),
+                                    p(backend=b, dim=2, type="mse")))
         claims.append(compare("dim 6 shaped: SB3 PPO is steadier than SB3 SAC (lower late-run std)",
                               p(backend="sb3_sac", dim=6, type="shaped"), p(backend="sb3_ppo", dim=6, type="shaped"),
                               "stability"))
-        claims.append(converges("sb3_ppo: shaped converges at dim 6", p(backend="sb3_ppo", dim=6, type="shaped")))
+        claims.append(converges("sb3_ppo: shaped converges at dim 6", p(backend="sb3_ppo", dim=6, type="shaped"),
+                                p(backend="sb3_ppo", dim=6, type="mse")))
     elif finding == "reward_shift":
         for b in ("sb3_sac", "sb3_ppo"):
             claims.append(compare(f"{b} dim 6: shaped - 1 learns better than shaped (AUC)",
@@ -303,6 +321,7 @@ def _fmt(mean: float, std: float, digits: int = 2) -> str:
 
 def write_report(sweep: Sweep, runs_root: str | Path, only: str | None = None) -> Path:
     runs_root = Path(runs_root)
+    runs_root.mkdir(parents=True, exist_ok=True)
     studies = [sweep.study(only)] if only else sweep.studies
     lines = [f"# Sweep report: {sweep.name}", "",
              f"Runs root `{runs_root}`; sweep file `{sweep.path}`. Curves are deterministic evaluation episodes, "
@@ -338,9 +357,12 @@ def write_report(sweep: Sweep, runs_root: str | Path, only: str | None = None) -
         lines.append("")
     lines += ["## Verdicts on the seed findings", "",
               f"Rules: a comparison is *clear* when the difference of the means exceeds max(2·SE, {MIN_EFFECT}) "
-              f"task-score units (SE from the std over seeds); converged = final task score >= {CONVERGED}. A "
-              "sub-claim is reproduced if clear in the claimed direction, not reproduced if clear against it, else "
-              "inconclusive. A finding is reproduced if all its tested sub-claims are, not reproduced if all are "
+              f"task-score units (SE from the std over seeds). A comparison sub-claim is reproduced if clear in the "
+              "claimed direction; not reproduced if clear against it, or if d + 2·SE < "
+              f"{MIN_EFFECT} (an effect of the claimed direction and size is ruled out); else inconclusive. A convergence sub-claim is "
+              f"reproduced if mean - std of the final task score >= {CONVERGED}, not reproduced if mean + std < "
+              f"{CONVERGED} while a reference configuration (same backend, easier setting) converged in the same "
+              "budget, else inconclusive. A finding is reproduced if all its tested sub-claims are, not reproduced if all are "
               "not, otherwise inconclusive. The budget here (env steps, seeds) is far smaller than the seed's.", "",
               "| finding | verdict | study |", "|---|---|---|"]
     details = []

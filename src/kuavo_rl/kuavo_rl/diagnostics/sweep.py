@@ -346,12 +346,21 @@ def run_sweep(sweep: Sweep, runs_root: str | Path, jobs: int | None = None, only
         try:
             results = pool.imap_unordered(_pool_task, [(r, str(r.dir(runs_root))) for r in todo])
             last = ""
+            finished_cost = 0.0
+
+            def estimate() -> str:
+                """Remaining time from the per-run cost estimates, rescaled by the speed seen so far."""
+                remaining = sum(costs.values()) - finished_cost
+                ratio = (time.monotonic() - started) * jobs / finished_cost if finished_cost else 1.0
+                return f"estimated remaining {format_duration(remaining * ratio / jobs)}"
+
             while len(executed) + len(failed) < len(todo):
                 try:
                     run_id, done, error = results.next(timeout=5.0)
                 except multiprocessing.TimeoutError:
-                    progress.update(len(executed) + len(failed), last)
+                    progress.update(len(executed) + len(failed), f"{estimate()} | {last}" if last else estimate())
                     continue
+                finished_cost += costs[run_id]
                 if error is None:
                     executed.append(run_id)
                     last = f"done {run_id} (final eval return {done['final_eval_return']:.2f}, {done['wall_time_s']:.0f} s)"
@@ -360,7 +369,7 @@ def run_sweep(sweep: Sweep, runs_root: str | Path, jobs: int | None = None, only
                     last = f"FAILED {run_id}"
                     if not quiet:
                         print(f"[sweep {sweep.name}] run {run_id} failed:\n{error}", file=stream, flush=True)
-                progress.update(len(executed) + len(failed), last, force=True)
+                progress.update(len(executed) + len(failed), f"{estimate()} | {last}", force=True)
             pool.close()
         except BaseException:
             pool.terminate()  # interrupted: unfinished runs have no done.yaml and rerun next time
