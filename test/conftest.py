@@ -2,7 +2,6 @@
 processes never cross-talk."""
 from __future__ import annotations
 
-import os
 import random
 import sys
 from pathlib import Path

@@ -13,7 +13,6 @@ QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Reliabili
 
 
 def big_batch():
-    import numpy as np
     from kuavo_rl.codec import batch_to_msg
     from big_batch import make_big_batch
     return batch_to_msg(msgs.TransitionBatch(), make_big_batch())

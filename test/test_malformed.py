@@ -2,11 +2,9 @@
 learner keeps running, and the valid batch sent alongside is kept."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import rclpy
-import torch
 
 import kuavo_msgs.msg as msgs
 from kuavo_msgs.srv import SaveCheckpoint

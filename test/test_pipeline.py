@@ -1,14 +1,12 @@
 """The real pipeline: env node, actor and learner as separate processes talking over DDS."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from pipeline_helpers import CONFIG, TWO_DIM, train_cli, wait_for

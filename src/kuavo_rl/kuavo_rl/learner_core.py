@@ -12,7 +12,7 @@ from kuavo_rl.algos.base import WEIGHTS_FORMAT, Backend, TrainBatch, encode_weig
 from kuavo_rl.buffer import RLPDBuffers, TransitionArrays
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.reward import LiveRewardLint, RewardShaper, lint_config
-from kuavo_rl.transitions import BatchError, StepBatch
+from kuavo_rl.transitions import StepBatch
 
 
 class SequenceLedger:
