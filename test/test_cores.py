@@ -162,3 +162,14 @@ def test_estop_latches_in_the_actor_until_an_explicit_reset():
     assert np.all(actor.on_step(obs(1)).action == 0)
     actor.on_intervention(InterventionInput(False, np.zeros(2, np.float32), received_at=100.0, estop=False))
     assert actor.estopped is False
+
+
+def test_finished_actor_ignores_a_resent_final_observation():
+    cfg = config_from_dict({"env": {"action_dim": 2, "episode_steps": 5}, "algo": {"hidden_dims": [16, 16]},
+                            "run": {"total_env_steps": 5},
+                            "actor": {"eval_every_episodes": 0, "final_eval_episodes": 0}})
+    actor = make_actor(cfg)
+    decisions = run_episode(actor, 0)
+    assert decisions[-1] is None and actor.finished
+    last = StepObservation(0, 5, np.full(3, 5, np.float32), np.array([0.1, 0.2], np.float32), -0.1, False, True)
+    assert actor.on_step(last) is None  # no reset: the run is over

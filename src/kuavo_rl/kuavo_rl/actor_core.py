@@ -176,6 +176,8 @@ class ActorCore:
 
     def on_step(self, obs: StepObservation) -> ActionDecision | None:
         """Answer an observation with an action, a reset, or None once finished."""
+        if self.finished:
+            return None  # e.g. the env resending its last observation while the last acks arrive
         if obs.observation.shape != (self.observation_dim,):
             raise ValueError(f"observation has shape {obs.observation.shape}, expected ({self.observation_dim},)")
         reset = ActionDecision(obs.episode_id, obs.step_index, np.zeros(self.action_dim, np.float32), reset=True)

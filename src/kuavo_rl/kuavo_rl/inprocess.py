@@ -8,12 +8,12 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from kuavo_rl.actor_core import ActorCore, StepObservation
+from kuavo_rl.actor_core import ActorCore
 from kuavo_rl.algos.base import make_actor_policy
 from kuavo_rl.config import ExperimentConfig
+from kuavo_rl.env_core import EnvStepper
 from kuavo_rl.envs import make_env
 from kuavo_rl.learner_core import LearnerCore
 from kuavo_rl.progress import ProgressLine
@@ -28,11 +28,6 @@ def env_spec(cfg: ExperimentConfig):
     return spec
 
 
-def _observation(episode_id: int, step_index: int, obs, info, reward=0.0, terminated=False, truncated=False):
-    return StepObservation(episode_id, step_index, np.asarray(obs, np.float32),
-                           np.asarray(info["reward_terms"], np.float32), float(reward), bool(terminated), bool(truncated))
-
-
 def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -> LearnerCore:
     """Train to cfg.run.total_env_steps plus the final evaluation episodes; logs into run_dir."""
     torch.set_num_threads(cfg.learner.torch_threads)
@@ -44,9 +39,8 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
     log = RunLog(run_dir)
     progress = ProgressLine(cfg.run.total_env_steps, "train in-process", enabled=not quiet)
     started = time.monotonic()
-    episode_id = 0
-    obs, info = env.reset(seed=cfg.run.seed)
-    step = _observation(episode_id, 0, obs, info)
+    stepper = EnvStepper(env, seed=cfg.run.seed)  # the env node's stepping code
+    step = stepper.reset()
     last_eval = float("nan")
     while True:
         decision = actor.on_step(step)
@@ -73,13 +67,7 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
                         f"eval return {last_eval:.2f}", force=finished)
         if finished:
             break
-        if decision.reset:
-            episode_id += 1
-            obs, info = env.reset()
-            step = _observation(episode_id, 0, obs, info)
-        else:
-            obs, reward, terminated, truncated, info = env.step(decision.action)
-            step = _observation(episode_id, decision.step_index + 1, obs, info, reward, terminated, truncated)
+        step = stepper.apply(decision)
     log.close()
     env.close()
     return learner

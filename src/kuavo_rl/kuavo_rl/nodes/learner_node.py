@@ -67,6 +67,7 @@ class LearnerNode(Node):
         self.stop = threading.Event()
         self.progress = ProgressLine(self.cfg.run.total_env_steps, "learner", period_s=5.0, enabled=not self.quiet)
         self.started = time.monotonic()
+        self._rate_mark = (self.started, self.core.updates)
         self.thread = threading.Thread(target=self.training_loop, name="training", daemon=True)
         self.thread.start()
 
@@ -179,9 +180,17 @@ class LearnerNode(Node):
         msg.data = to_array(np.frombuffer(data, np.uint8), np.uint8)
         self.weights_pub.publish(msg)
 
+    def recent_update_rate(self) -> float:
+        """Updates/s since the previous status (the rate now, not the average since start)."""
+        now, updates = time.monotonic(), self.core.updates
+        last_time, last_updates = self._rate_mark
+        self._rate_mark = (now, updates)
+        return (updates - last_updates) / max(now - last_time, 1e-9)
+
     def publish_status(self) -> None:
         core, m = self.core, self.core.last_metrics
         elapsed = max(time.monotonic() - self.started, 1e-9)
+        update_rate = self.recent_update_rate()
         warnings = core.warnings()
         for warning in warnings:
             if warning not in self.reported_warnings:
@@ -191,7 +200,7 @@ class LearnerNode(Node):
         status = LearnerStatus(
             stamp=self.get_clock().now().to_msg(), backend=self.cfg.algo.backend, learner_run_id=self.run_id,
             learner_step=core.updates, env_steps=core.env_steps, policy_version=core.weights_version,
-            updates_per_second=core.updates / elapsed,
+            updates_per_second=update_rate,
             env_steps_per_second=core.env_steps / elapsed, update_to_data_ratio=core.updates / learning_steps,
             critic_loss=m.get("critic_loss", 0.0), actor_loss=m.get("actor_loss", 0.0),
             temperature=m.get("temperature", 0.0), temperature_loss=m.get("temperature_loss", 0.0),
@@ -204,7 +213,7 @@ class LearnerNode(Node):
             batches_rejected=self.batches_rejected, warnings=warnings)
         self.status_pub.publish(status)
         self.progress.update(min(core.env_steps, self.cfg.run.total_env_steps),
-                             f"updates {core.updates} ({core.updates / elapsed:.1f}/s) "
+                             f"updates {core.updates} ({update_rate:.1f}/s) "
                              f"return {self.last_episode['return']:.2f} eval {self.last_episode['eval']:.2f} "
                              f"buffers {len(core.buffers.online)}/{len(core.buffers.offline)}")
 
