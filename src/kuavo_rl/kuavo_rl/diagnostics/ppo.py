@@ -17,7 +17,6 @@ grad_clip_norm 0 means no clipping.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -25,6 +24,7 @@ import numpy as np
 
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.envs import make_env
+from kuavo_rl.learner_core import EpisodeRecord
 from kuavo_rl.progress import ProgressLine
 from kuavo_rl.reward import RewardShaper
 from kuavo_rl.run_log import RunLog
@@ -49,22 +49,6 @@ class ShapedRewardWrapper(gym.Wrapper):
 def make_shaped_env(cfg: ExperimentConfig, seed: int | None = None) -> gym.Env:
     env = make_env(cfg.env, seed=seed)
     return ShapedRewardWrapper(env, RewardShaper(cfg.reward, env.reward_term_names))
-
-
-@dataclass
-class _Record:
-    """Duck-types learner_core.EpisodeRecord for RunLog.episode."""
-    env_steps: int
-    episode_id: int
-    episode_return: float
-    raw_return: float
-    length: int
-    evaluation: bool
-    interventions: int = 0
-
-    @property
-    def intervention_rate(self) -> float:
-        return 0.0
 
 
 def ppo_kwargs(cfg: ExperimentConfig) -> dict:
@@ -115,7 +99,7 @@ def train_ppo(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -
     def evaluate(env_steps: int) -> float:
         shaped, raw, length = _run_episode(model, eval_env, state["eval_seed"])
         state["eval_seed"] += 1
-        log.episode(_Record(env_steps, state["episode_id"], shaped, raw, length, True))
+        log.episode(EpisodeRecord(env_steps, state["episode_id"], shaped, raw, length, True, 0))
         state["episode_id"] += 1
         state["last_eval"] = shaped
         return shaped
@@ -129,7 +113,7 @@ def train_ppo(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -
             state["length"] += 1
             steps = self.num_timesteps
             if self.locals["dones"][0]:
-                log.episode(_Record(steps, state["episode_id"], state["shaped"], state["raw"], state["length"], False))
+                log.episode(EpisodeRecord(steps, state["episode_id"], state["shaped"], state["raw"], state["length"], False, 0))
                 state["episode_id"] += 1
                 state["shaped"] = state["raw"] = 0.0
                 state["length"] = 0
