@@ -37,6 +37,9 @@ def summarise_run(run_dir: str | Path, cfg: ExperimentConfig, mode: str, wall_ti
     train = episode_curve(run_dir, evaluation=False)
     final = evaluation[1][-cfg.actor.final_eval_episodes:] if cfg.actor.final_eval_episodes else evaluation[1][-1:]
     updates = read_rows(run_dir / "updates.csv")
+    training_rows = [r for r in read_rows(run_dir / "episodes.csv") if not r["evaluation"]]
+    takeovers = int(sum(r["interventions"] for r in training_rows))
+    takeover_share = takeovers / max(sum(r["length"] for r in training_rows), 1)
     random_return = random_policy_return(cfg)
     title = (f"{cfg.env.name} dim {cfg.env.action_dim}, reward {cfg.reward.type}, {cfg.algo.backend} ({mode})")
     plot_learning_curve(run_dir / "learning_curve.png", train, evaluation, title, random_return)
@@ -46,7 +49,7 @@ def summarise_run(run_dir: str | Path, cfg: ExperimentConfig, mode: str, wall_ti
         "updates": int(updates[-1]["updates"]) if updates else 0,
         "final_eval_return": float(np.mean(final)) if final else None,
         "first_eval_return": float(evaluation[1][0]) if evaluation[1] else None,
-        "random_policy_return": random_return, "wall_time_s": round(wall_time_s, 1), "warnings": list(warnings),
+        "random_policy_return": random_return, "intervention_transitions": takeovers, "wall_time_s": round(wall_time_s, 1), "warnings": list(warnings),
     }
     (run_dir / "result.yaml").write_text(yaml.safe_dump(result, sort_keys=False))
     final_text = f"{result['final_eval_return']:.2f}" if final else "n/a (no evaluation episode finished)"
@@ -56,6 +59,8 @@ def summarise_run(run_dir: str | Path, cfg: ExperimentConfig, mode: str, wall_ti
         f"{result['env_steps']} env steps and {result['updates']} updates in {wall_time_s / 60:.1f} min. "
         f"The deterministic evaluation return went from {result['first_eval_return']:.2f} (first evaluation) to "
         f"{final_text} (final, mean of {len(final)} episodes); a random policy scores {random_return:.2f}. "
+        + (f"Human takeovers: {takeovers} transitions ({100 * takeover_share:.0f}% of training steps). "
+           if takeovers else "")
         + (f"Warnings: {'; '.join(warnings)}." if warnings else "No reward-lint warnings.")
         if evaluation[1] else f"No evaluation episode finished in {result['env_steps']} env steps.")
     (run_dir / "summary.md").write_text(f"# Run summary\n\n{paragraph}\n\n![learning curve](learning_curve.png)\n")

@@ -215,7 +215,9 @@ class LearnerNode(Node):
         self.progress.update(min(core.env_steps, self.cfg.run.total_env_steps),
                              f"updates {core.updates} ({update_rate:.1f}/s) "
                              f"return {self.last_episode['return']:.2f} eval {self.last_episode['eval']:.2f} "
-                             f"buffers {len(core.buffers.online)}/{len(core.buffers.offline)}")
+                             f"buffers {len(core.buffers.online)}/{len(core.buffers.offline)} "
+                             f"takeovers {core.intervention_transitions} "
+                             f"(last episode {100 * self.last_episode['intervention_rate']:.0f}%)")
 
     def close(self) -> None:
         self.stop.set()
