@@ -87,7 +87,7 @@ class EnvNode(Node):
 
     def republish_if_idle(self) -> None:
         idle = (self.get_clock().now() - self._published_at).nanoseconds * 1e-9
-        if idle >= self.republish_s and not self.realtime:
+        if idle >= self.republish_s:
             self.publish(self.stepper.current)
 
     def close(self) -> None:

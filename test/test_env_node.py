@@ -1,0 +1,60 @@
+"""The env node over DDS, driven by a minimal actor in the test process."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import rclpy
+
+import kuavo_msgs.msg as msgs
+from kuavo_rl import qos, topics
+from kuavo_rl.actor_core import ActionDecision
+from kuavo_rl.codec import action_to_msg
+from pipeline_helpers import CONFIG, wait_for
+
+
+def drive_env_node(tmp_path, context, overrides, seconds: float, answer=True):
+    """Answer every observation with a zero action for `seconds`; return (receive time, msg) pairs."""
+    from kuavo_rl.supervisor import start_node, stop_node, write_params_file
+    params = write_params_file(tmp_path / "params.yaml", str(CONFIG), overrides, {})
+    env = start_node("env", params, tmp_path / "logs", echo=False)
+    node = rclpy.create_node("mini_actor", context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    received = []
+    publisher = node.create_publisher(msgs.ActionCommand, topics.ACTION, qos.STEP)
+
+    def on_observation(msg):
+        received.append((time.monotonic(), msg))
+        if answer:
+            reset = msg.truncated or msg.terminated
+            decision = ActionDecision(msg.episode_id, msg.step_index, np.zeros(2, np.float32), reset=reset)
+            publisher.publish(action_to_msg(msgs.ActionCommand(), decision))
+
+    node.create_subscription(msgs.EnvObservation, topics.OBSERVATION, on_observation, qos.STEP)
+    try:
+        wait_for(lambda: executor.spin_once(timeout_sec=0.05) or received, 60, "the first observation", poll_s=0)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.01)
+    finally:
+        node.destroy_node()
+        stop_node(env)
+    return received
+
+
+def test_realtime_env_steps_on_its_own_clock(tmp_path, rclpy_context):
+    received = drive_env_node(tmp_path, rclpy_context, ["env.action_dim=2", "env.timing=realtime",
+                                                       "env.rate_hz=20", "env.episode_steps=30"], seconds=4.0)
+    steps = [t for t, m in received if m.step_index > 0]
+    rate = (len(steps) - 1) / (steps[-1] - steps[0])
+    assert 15.0 < rate < 22.0, rate
+    assert any(m.step_index == 0 and m.episode_id == 1 for _, m in received)  # reset after truncation
+    for (_, a), (_, b) in zip(received, received[1:]):
+        assert (b.episode_id, b.step_index) in {(a.episode_id, a.step_index + 1), (a.episode_id + 1, 0)}
+
+
+def test_env_does_not_step_without_an_answer_and_resends(tmp_path, rclpy_context):
+    received = drive_env_node(tmp_path, rclpy_context, ["env.action_dim=2"], seconds=2.5, answer=False)
+    assert len(received) >= 2  # the unanswered observation is resent (1 s period)
+    assert {(m.episode_id, m.step_index) for _, m in received} == {(0, 0)}
