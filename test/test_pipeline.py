@@ -14,7 +14,7 @@ from pipeline_helpers import CONFIG, TWO_DIM, train_cli, wait_for
 
 @pytest.mark.parametrize("backend", ["lerobot_sac", "sb3_sac"])
 def test_pipeline_learns_the_two_dim_mse_task(backend, tmp_path, ros_domain):
-    result = train_cli(tmp_path / backend, TWO_DIM + ["run.total_env_steps=3000", f"algo.backend={backend}"])
+    result = train_cli(tmp_path / backend, TWO_DIM + ["run.total_env_steps=3600", f"algo.backend={backend}"])
     assert result["random_policy_return"] < -60  # what a policy that learned nothing scores
     assert result["first_eval_return"] < -2.0  # the untrained policy does not pass by accident
     assert result["final_eval_return"] >= -2.0, result
