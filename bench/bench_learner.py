@@ -3,7 +3,6 @@ seed's settings. Run by hand: ./kuavo run python bench/bench_learner.py [--dims 
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from kuavo_rl.algos.base import TrainBatch, make_backend

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 
 PUBLISHER = r"""
 import sys, time, numpy as np, rclpy

@@ -55,9 +55,7 @@ class _Unacked:
 @dataclass
 class ActorStats:
     episodes: int = 0
-    eval_returns: list[float] = field(default_factory=list)  # raw env return of evaluation episodes
-    final_eval_returns: list[float] = field(default_factory=list)
-    last_return: float = 0.0
+    final_eval_returns: list[float] = field(default_factory=list)  # raw env return
     interventions_in_episode: int = 0
     last_episode_intervention_rate: float = 0.0
     weights_rejected: int = 0
@@ -215,13 +213,10 @@ class ActorCore:
             self.env_steps += 1
 
     def _end_episode(self, length: int) -> None:
-        self.stats.last_return = self.episode_return
         self.stats.last_episode_intervention_rate = self.stats.interventions_in_episode / max(length, 1)
-        if self.episode_is_eval:
-            self.stats.eval_returns.append(self.episode_return)
-            if self.final_eval_left is not None:
-                self.stats.final_eval_returns.append(self.episode_return)
-                self.final_eval_left -= 1
+        if self.episode_is_eval and self.final_eval_left is not None:
+            self.stats.final_eval_returns.append(self.episode_return)
+            self.final_eval_left -= 1
         if self.final_eval_left is None and self.env_steps >= self.cfg.run.total_env_steps:
             self.final_eval_left = self.cfg.actor.final_eval_episodes
         self.flush()

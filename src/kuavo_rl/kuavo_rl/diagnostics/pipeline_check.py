@@ -197,7 +197,6 @@ def run_check(config_file: str | None = None, overrides: list[str] = (), seeds: 
     """Train both sides, compare, write pipeline_check.md + pipeline_check.png; returns the result.
     In-process runs already finished in `inprocess_dir` (done.yaml) are reused."""
     from kuavo_rl.cli import default_config_path
-    from kuavo_rl.diagnostics.sweep import reference_returns
     config_file = config_file or default_config_path()
     overrides = list(overrides)
     cfg = load_config(config_file, overrides, pipeline=True)  # ConfigError before anything starts
