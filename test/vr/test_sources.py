@@ -30,17 +30,22 @@ def recorded_frames():
             for i, t in enumerate(times)]
 
 
+def write_recording(tmp_path, source: str = "scripted"):
+    path = tmp_path / "rec.jsonl"
+    with Recorder(path, source=source) as rec:
+        for f in recorded_frames():
+            rec.write(f)
+    return path
+
+
 def test_frame_dict_round_trip():
     f = recorded_frames()[2]
     assert ControllerFrame.from_dict(json.loads(json.dumps(f.to_dict()))) == f
 
 
 def test_record_then_replay_reproduces_frames_and_relative_timing(tmp_path):
-    path = tmp_path / "rec.jsonl"
+    path = write_recording(tmp_path)
     frames = recorded_frames()
-    with Recorder(path, source="scripted") as rec:
-        for f in frames:
-            rec.write(f)
     header, loaded = read_recording(path)
     assert header["source"] == "scripted" and header["version"] == 1
     assert loaded == frames
@@ -65,10 +70,7 @@ def test_record_then_replay_reproduces_frames_and_relative_timing(tmp_path):
 
 
 def test_replay_skips_to_newest_due_frame_when_polled_slowly(tmp_path):
-    path = tmp_path / "rec.jsonl"
-    with Recorder(path, "x") as rec:
-        for f in recorded_frames():
-            rec.write(f)
+    path = write_recording(tmp_path)
     clock = FakeClock(0.0)
     replay = ReplaySource(path, clock=clock)
     assert replay.poll().right == recorded_frames()[0].right
@@ -78,10 +80,7 @@ def test_replay_skips_to_newest_due_frame_when_polled_slowly(tmp_path):
 
 
 def test_replay_loop_keeps_time_increasing(tmp_path):
-    path = tmp_path / "rec.jsonl"
-    with Recorder(path, "x") as rec:
-        for f in recorded_frames():
-            rec.write(f)
+    path = write_recording(tmp_path)
     clock = FakeClock(0.0)
     replay = ReplaySource(path, clock=clock, loop=True)
     times = []
