@@ -14,7 +14,7 @@ import sys, time, numpy as np, rclpy
 import kuavo_msgs.msg as msgs
 from kuavo_rl import qos
 from kuavo_rl.codec import batch_to_msg
-from kuavo_rl.transitions import StepBatch
+from kuavo_rl.protocol import StepBatch
 n, count = int(sys.argv[1]), int(sys.argv[2])
 rows = [{"transition_sequence": i, "episode_id": 0, "step_index": i, "observation": np.zeros(15), "action": np.zeros(14),
          "next_observation": np.zeros(15), "reward_terms": [0.0, 0.0], "raw_reward": 0.0, "terminated": False,

@@ -1,7 +1,7 @@
 """A 10,000-transition batch with distinct values everywhere (shared by publisher and test)."""
 import numpy as np
 
-from kuavo_rl.transitions import StepBatch
+from kuavo_rl.protocol import StepBatch
 
 COUNT, OBS_DIM, ACT_DIM = 10_000, 15, 14
 TERMS = ("action_error_sq_mean", "action_error_norm")

@@ -1,6 +1,7 @@
 import numpy as np
 
-from kuavo_rl.buffer import ReplayBuffer, RLPDBuffers, TransitionArrays
+from kuavo_rl.buffer import ReplayBuffer, RLPDBuffers
+from kuavo_rl.protocol import TransitionArrays
 
 
 def transitions(start: int, n: int, intervention=False) -> TransitionArrays:

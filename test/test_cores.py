@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from kuavo_rl.actor_core import ActorCore, InterventionInput, StepObservation, WeightsRejected
+from kuavo_rl.actor_core import ActorCore, WeightsRejected
 from kuavo_rl.algos.base import TrainBatch, make_actor_policy
 from kuavo_rl.config import config_from_dict
 from kuavo_rl.learner_core import LearnerCore
-from kuavo_rl.transitions import BatchError
+from kuavo_rl.protocol import BatchError, InterventionInput, StepObservation
 
 TERMS = ("action_error_sq_mean", "action_error_norm")
 

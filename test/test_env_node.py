@@ -8,7 +8,7 @@ import rclpy
 
 import kuavo_msgs.msg as msgs
 from kuavo_rl import qos, topics
-from kuavo_rl.actor_core import ActionDecision
+from kuavo_rl.protocol import ActionDecision
 from kuavo_rl.codec import action_to_msg
 from pipeline_helpers import CONFIG, wait_for
 
@@ -16,7 +16,7 @@ from pipeline_helpers import CONFIG, wait_for
 def drive_env_node(tmp_path, context, overrides, seconds: float, answer=True):
     """Answer every observation with a zero action for `seconds`; return (receive time, msg) pairs."""
     from kuavo_rl.supervisor import start_node, stop_node, write_params_file
-    params = write_params_file(tmp_path / "params.yaml", str(CONFIG), overrides, {})
+    params = write_params_file(tmp_path / "params.yaml", str(CONFIG), overrides, tmp_path)
     env = start_node("env", params, tmp_path / "logs", echo=False)
     node = rclpy.create_node("mini_actor", context=context)
     executor = rclpy.executors.SingleThreadedExecutor(context=context)

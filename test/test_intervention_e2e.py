@@ -33,13 +33,14 @@ def record_takeovers(path, seconds: float = 8.0, rate_hz: float = 50.0) -> None:
 
 def test_replayed_takeovers_reach_the_offline_buffer_and_the_batches(tmp_path, rclpy_context):
     from kuavo_rl.checkpoint import load_latest
+    from kuavo_rl.launch_plan import vr_overrides
     from kuavo_rl.supervisor import run_pipeline
     recording = tmp_path / "takeovers.jsonl"
     record_takeovers(recording)
     overrides = ["run.total_env_steps=700", "algo.learning_starts=200", f"algo.offline_ratio={OFFLINE_RATIO}",
                  "algo.batch_size=64", "algo.hidden_dims=[64, 64]", "actor.eval_every_episodes=0",
-                 "actor.final_eval_episodes=0", "actor.intervention_timeout_s=0.2"]
-    vr = {"source": "replay", "replay_file": str(recording), "replay_loop": True, "mapping": "ee_delta"}
+                 "actor.final_eval_episodes=0", "actor.intervention_timeout_s=0.2",
+                 *vr_overrides("replay", str(recording))]
 
     published: list[np.ndarray] = []
     node = rclpy.create_node("intervention_listener", context=rclpy_context)
@@ -49,7 +50,7 @@ def test_replayed_takeovers_reach_the_offline_buffer_and_the_batches(tmp_path, r
     executor.add_node(node)
     outcome = {}
     pipeline = threading.Thread(target=lambda: outcome.update(codes=run_pipeline(
-        tmp_path / "run", str(REPO / "config" / "sim_pick_lift.yaml"), overrides, timeout_s=600, quiet=True, vr=vr)))
+        tmp_path / "run", str(REPO / "config" / "sim_pick_lift.yaml"), overrides, timeout_s=600, quiet=True, vr=True)))
     pipeline.start()
     while pipeline.is_alive():
         executor.spin_once(timeout_sec=0.05)

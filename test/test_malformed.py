@@ -10,7 +10,7 @@ import kuavo_msgs.msg as msgs
 from kuavo_msgs.srv import SaveCheckpoint
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import batch_to_msg
-from kuavo_rl.transitions import StepBatch
+from kuavo_rl.protocol import StepBatch
 from pipeline_helpers import CONFIG, TWO_DIM, wait_for
 
 TERMS = ("action_error_sq_mean", "action_error_norm")
@@ -41,8 +41,8 @@ def malformed_messages():
 def test_learner_rejects_malformed_batches_and_keeps_valid_data(tmp_path, rclpy_context):
     from kuavo_rl.checkpoint import load_latest
     from kuavo_rl.supervisor import start_node, stop_node, write_params_file
-    params = write_params_file(tmp_path / "params.yaml", str(CONFIG), TWO_DIM + ["env.obs_mode=zero_obs"],
-                               {"kuavo_learner": {"run_dir": str(tmp_path), "quiet": True}})
+    params = write_params_file(tmp_path / "params.yaml", str(CONFIG),
+                               TWO_DIM + ["env.obs_mode=zero_obs", "run.progress_line=false"], tmp_path)
     learner = start_node("learner", params, tmp_path / "logs", echo=False)
     node = rclpy.create_node("malformed_sender", context=rclpy_context)
     executor = rclpy.executors.SingleThreadedExecutor(context=rclpy_context)

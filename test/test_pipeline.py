@@ -47,10 +47,9 @@ def test_learner_killed_mid_run_resumes_and_keeps_every_transition_once(tmp_path
     from kuavo_rl.supervisor import stop_node, write_params_file
     run_dir = tmp_path / "run"
     overrides = TWO_DIM + ["run.total_env_steps=1400", "actor.eval_every_episodes=0", "actor.final_eval_episodes=0",
-                           "learner.checkpoint_every_updates=100"]
-    params = write_params_file(run_dir / "params.yaml", str(CONFIG), overrides, {
-        "kuavo_learner": {"run_dir": str(run_dir), "quiet": True, "checkpoint_period_s": 1.0},
-        "kuavo_actor": {"summary_file": str(run_dir / "actor_summary.yaml"), "resend_after_s": 1.0}})
+                           "learner.checkpoint_every_updates=100", "learner.checkpoint_period_s=1.0",
+                           "actor.resend_after_s=1.0", "run.progress_line=false"]
+    params = write_params_file(run_dir / "params.yaml", str(CONFIG), overrides, run_dir)
     logs = run_dir / "logs"
     learner = start("learner", params, logs)
     env, actor = start("env", params, logs), start("actor", params, logs)

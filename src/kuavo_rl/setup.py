@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 
 PACKAGE = "kuavo_rl"
 HERE = os.path.dirname(os.path.abspath(__file__))
-# launch/ and config/ live at the workspace root (as DESIGN.md lays out) and are installed into
+# launch/ and config/ live at the workspace root and are installed into
 # share/kuavo_rl so that `ros2 launch kuavo_rl train.launch.py` finds them.
 ROOT = os.path.relpath(os.path.join(HERE, "..", ".."), HERE)
 

@@ -11,38 +11,9 @@ import numpy as np
 
 from kuavo_rl.algos.base import ActorPolicy, decode_weights
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.transitions import StepBatch
+from kuavo_rl.protocol import InterventionInput, StepBatch, StepObservation, ActionDecision
 
 log = logging.getLogger("kuavo_rl.actor")
-
-
-@dataclass
-class StepObservation:
-    """One observation of the env-node protocol."""
-    episode_id: int
-    step_index: int
-    observation: np.ndarray
-    reward_terms: np.ndarray
-    raw_reward: float
-    terminated: bool
-    truncated: bool
-
-
-@dataclass
-class ActionDecision:
-    episode_id: int
-    step_index: int
-    action: np.ndarray
-    intervention: bool = False
-    reset: bool = False
-
-
-@dataclass
-class InterventionInput:
-    active: bool
-    action: np.ndarray
-    received_at: float  # monotonic seconds
-    estop: bool = False
 
 
 @dataclass
@@ -56,8 +27,6 @@ class _Unacked:
 class ActorStats:
     episodes: int = 0
     final_eval_returns: list[float] = field(default_factory=list)  # raw env return
-    interventions_in_episode: int = 0
-    last_episode_intervention_rate: float = 0.0
     weights_rejected: int = 0
 
 
@@ -170,7 +139,6 @@ class ActorCore:
         every = self.cfg.actor.eval_every_episodes
         self.episode_is_eval = self.final_eval_left is not None or (every > 0 and self.stats.episodes % every == 0)
         self.episode_return = 0.0
-        self.stats.interventions_in_episode = 0
 
     def on_step(self, obs: StepObservation) -> ActionDecision | None:
         """Answer an observation with an action, a reset, or None once finished."""
@@ -186,7 +154,7 @@ class ActorCore:
         else:
             self._record(obs)
         if obs.terminated or obs.truncated:
-            self._end_episode(length=obs.step_index)
+            self._end_episode()
             self._previous = None
             return None if self.finished else reset
         decision = self._choose(obs)
@@ -208,12 +176,10 @@ class ActorCore:
         })
         self.next_transition_sequence += 1
         self.episode_return += obs.raw_reward
-        self.stats.interventions_in_episode += int(decision.intervention)
         if not self.episode_is_eval:
             self.env_steps += 1
 
-    def _end_episode(self, length: int) -> None:
-        self.stats.last_episode_intervention_rate = self.stats.interventions_in_episode / max(length, 1)
+    def _end_episode(self) -> None:
         if self.episode_is_eval and self.final_eval_left is not None:
             self.stats.final_eval_returns.append(self.episode_return)
             self.final_eval_left -= 1

@@ -1,36 +1,16 @@
 """Replay buffers: an online and an offline (intervention) buffer sampled RLPD-style.
 
 Each transition stores its next observation and its own terminated flag, so that a time-limit
-truncation bootstraps and a termination does not (LEROBOT_NOTES.md, pitfall 5).
+truncation bootstraps and a termination does not (lerobot 0.4's buffer bootstraps truncations from
+the next episode's first state; docs/background.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import numpy as np
 
-
-@dataclass
-class TransitionArrays:
-    """A batch of transitions as arrays with a leading dimension B."""
-    observations: np.ndarray  # (B, obs_dim) float32
-    actions: np.ndarray  # (B, act_dim) float32
-    rewards: np.ndarray  # (B,) float32, already shaped
-    next_observations: np.ndarray  # (B, obs_dim) float32
-    terminated: np.ndarray  # (B,) bool
-    intervention: np.ndarray  # (B,) bool
-    sequences: np.ndarray  # (B,) uint64, the actor's transition sequence numbers
-
-    def __len__(self) -> int:
-        return len(self.rewards)
-
-    def select(self, mask_or_index) -> "TransitionArrays":
-        return TransitionArrays(**{f.name: getattr(self, f.name)[mask_or_index] for f in fields(self)})
-
-    @staticmethod
-    def concatenate(parts: list["TransitionArrays"]) -> "TransitionArrays":
-        return TransitionArrays(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
-                                   for f in fields(TransitionArrays)})
+from kuavo_rl.protocol import TransitionArrays
 
 
 class ReplayBuffer:

@@ -9,8 +9,7 @@ import array
 
 import numpy as np
 
-from kuavo_rl.actor_core import ActionDecision, InterventionInput, StepObservation
-from kuavo_rl.transitions import BatchError, StepBatch
+from kuavo_rl.protocol import Acks, ActionDecision, BatchError, InterventionInput, StepBatch, StepObservation
 
 TYPECODES = {np.float32: "f", np.uint64: "Q", np.uint32: "I", np.uint8: "B"}
 
@@ -107,6 +106,13 @@ def batch_from_msg(msg) -> StepBatch:
         intervention=np.array(msg.intervention, bool), evaluation=np.array(msg.evaluation, bool),
         policy_version=from_array(msg.policy_version, np.uint64),
     )
+
+
+def acks_to_msg(msg, acks: Acks, learner_run_id: str):
+    msg.actor_id, msg.learner_run_id = acks.actor_id, learner_run_id
+    msg.received, msg.persisted, msg.rejected = list(acks.received), list(acks.persisted), list(acks.rejected)
+    msg.rejected_reasons = list(acks.rejected_reasons)
+    return msg
 
 
 # ---- operator ----------------------------------------------------------------------------------

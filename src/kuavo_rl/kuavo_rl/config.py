@@ -1,7 +1,9 @@
 """Typed experiment configuration: dataclasses loaded from YAML, validated once at start-up.
 
+Every tunable of every node is a key here (ROS parameters carry only the config file and
+`section.key=value` overrides), so one file describes a whole experiment and is saved with its run.
 Unknown keys and keys that the chosen backend cannot honour stop start-up with a clear message:
-a silently ignored hyperparameter is how a team loses a week (SEED_FINDINGS.md).
+a silently ignored hyperparameter is how a team loses a week.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from kuavo_rl.envs.registry import ENVS
+
 
 class ConfigError(ValueError):
     """A configuration that cannot run: unknown key, wrong type, or a key a backend cannot honour."""
@@ -21,13 +25,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class EnvConfig:
-    name: str = "toy"  # toy | pick_lift
+    name: str = "toy"  # one of kuavo_rl.envs.registry.ENVS: toy | pick_lift
     action_dim: int = 14
     target: float = 0.0  # the toy task's target action value, same in every dimension
     obs_mode: str = "zero_obs"  # zero_obs | real_obs
     episode_steps: int = 200
     timing: str = "lockstep"  # lockstep (step when an action arrives) | realtime (own clock)
     rate_hz: float = 10.0  # realtime mode only; the seed ran at 10 Hz
+    republish_period_s: float = 1.0  # resend the current observation when no action answers it for this long
 
 
 @dataclass
@@ -75,6 +80,8 @@ class AlgoConfig:
 class LearnerConfig:
     publish_weights_every_updates: int = 50
     checkpoint_every_updates: int = 500
+    checkpoint_period_s: float = 5.0  # also checkpoint this often while received data is not yet persisted
+    resume: bool = True  # continue from <run.run_dir>/checkpoints/latest.pt when it exists
     status_period_s: float = 1.0
     torch_threads: int = 1
 
@@ -86,13 +93,37 @@ class ActorConfig:
     eval_every_episodes: int = 4  # every k-th episode runs the deterministic policy, not trained on
     final_eval_episodes: int = 2
     sync_with_learner: bool = True  # lockstep only: pause when the learner falls behind (reproducible UTD)
+    actor_id: str = "actor0"  # names this actor's batches to the learner; unique per actor
+    resend_after_s: float = 2.0  # resend a batch the learner has not acknowledged as received after this long
 
 
 @dataclass
 class RunConfig:
     total_env_steps: int = 6000
     seed: int = 0
-    run_dir: str = "runs/default"
+    run_dir: str = "runs/default"  # logs, checkpoints, plots (the CLI sets runs/<time>-<backend>-dim<N>)
+    progress_line: bool = True  # a periodic status line (env steps, rate, ETA) on stderr
+
+
+@dataclass
+class VrConfig:
+    """The VR teleop node (kuavo_vr_teleop): input source, bindings, safety limits."""
+    source: str = "openxr"  # openxr (a headset through an OpenXR runtime) | replay (a recording) | none
+    replay_file: str = ""  # recorded controller stream (JSON lines) for source replay
+    replay_loop: bool = False  # restart the replay at its end
+    record_file: str = ""  # record every controller frame to this JSON-lines file
+    mapping: typing.Optional[str] = None  # controller -> action mapping; null = the env's (envs/registry.py)
+    rate_hz: float = 50.0  # publish rate; the source is polled at this rate
+    stale_timeout_s: float = 0.3  # release the takeover when no new controller frame arrives for this long
+    retry_period_s: float = 5.0  # retry opening an unavailable source (e.g. no OpenXR runtime) this often
+    deadman: str = "right.squeeze"  # deadman/clutch input '<hand>.<input>' held above 0.5
+    estop_chord: str = "left.x+left.y"  # inputs pressed together that latch the e-stop
+    reset_chord: str = "right.a+right.b"  # inputs held together for reset_hold_s to clear the e-stop
+    reset_hold_s: float = 1.0
+    max_delta_per_step: float = 0.0  # max change of each action value per update; 0 = 10% of its range
+    workspace_half_extent_m: float = 0.5  # controller displacement from the engage pose is clamped to +-this
+    metres_per_unit: float = 0.0  # controller metres per action unit (toy, ee_delta); 0 = the mapping's default
+    openxr_pose: str = "grip"  # which controller pose to track: grip | aim
 
 
 @dataclass
@@ -103,9 +134,15 @@ class ExperimentConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     actor: ActorConfig = field(default_factory=ActorConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    vr: VrConfig = field(default_factory=VrConfig)
     # Keys the user set explicitly ("algo.grad_clip_norm", ...): a backend that cannot honour an
     # explicitly set key refuses it, while defaults are simply the backend's own.
     explicit: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    @property
+    def vr_mapping(self) -> str:
+        """The VR mapping to use: vr.mapping, else the one that produces this env's actions."""
+        return self.vr.mapping or ENVS[self.env.name].vr_mapping
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -118,6 +155,7 @@ PPO_ONLY = {"ppo_n_steps", "ppo_n_epochs", "ppo_gae_lambda", "ppo_clip_range"}
 SAC_ONLY = {"temperature_init", "target_entropy", "utd_ratio", "num_critics", "tau", "use_backup_entropy",
             "online_buffer_capacity", "offline_buffer_capacity", "offline_ratio", "learning_starts",
             "actor_lr", "critic_lr", "temperature_lr", "torch_compile"}
+VR_SOURCES = ("openxr", "replay", "none")
 PIPELINE_BACKENDS = ("lerobot_sac", "sb3_sac")
 ALL_BACKENDS = PIPELINE_BACKENDS + ("sb3_ppo",)
 
@@ -219,15 +257,34 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _positive(cfg: ExperimentConfig, *keys: str) -> None:
+    for key in keys:
+        section, name = key.split(".")
+        _require(getattr(getattr(cfg, section), name) > 0, f"{key} must be > 0")
+
+
 def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
     env, reward, algo = cfg.env, cfg.reward, cfg.algo
-    _require(env.name in ("toy", "pick_lift"), f"env.name must be toy or pick_lift, got '{env.name}'")
+    _require(env.name in ENVS, f"env.name must be one of {', '.join(ENVS)}, got '{env.name}'")
     _require(env.action_dim >= 1, "env.action_dim must be >= 1")
-    _require(env.name != "pick_lift" or env.action_dim == 4,
-             "env pick_lift has a 4-dim action [dx, dy, dz, gripper]; set env.action_dim: 4")
+    if env.name != "toy":
+        from kuavo_rl.envs import env_spec  # the env table is below this module; the env classes are not
+        fixed = env_spec(env).action_dim
+        _require(env.action_dim == fixed, f"env {env.name} has a {fixed}-dim action; set env.action_dim: {fixed}")
     _require(env.obs_mode in ("zero_obs", "real_obs"), f"env.obs_mode must be zero_obs or real_obs, got '{env.obs_mode}'")
     _require(env.timing in ("lockstep", "realtime"), f"env.timing must be lockstep or realtime, got '{env.timing}'")
     _require(env.episode_steps >= 1 and env.rate_hz > 0, "env.episode_steps and env.rate_hz must be positive")
+    _positive(cfg, "env.republish_period_s", "learner.checkpoint_period_s", "learner.status_period_s",
+              "actor.resend_after_s", "actor.intervention_timeout_s", "vr.rate_hz", "vr.stale_timeout_s",
+              "vr.retry_period_s", "vr.reset_hold_s", "vr.workspace_half_extent_m")
+    _require(bool(cfg.actor.actor_id.strip()), "actor.actor_id must not be empty")
+    _require(cfg.learner.torch_threads >= 1, "learner.torch_threads must be >= 1")
+    vr = cfg.vr
+    _require(vr.source in VR_SOURCES, f"vr.source must be one of {', '.join(VR_SOURCES)}, got '{vr.source}'")
+    _require(vr.source != "replay" or bool(vr.replay_file), "vr.source replay needs vr.replay_file")
+    _require(vr.openxr_pose in ("grip", "aim"), f"vr.openxr_pose must be grip or aim, got '{vr.openxr_pose}'")
+    _require(vr.max_delta_per_step >= 0 and vr.metres_per_unit >= 0,
+             "vr.max_delta_per_step and vr.metres_per_unit must be >= 0 (0 = the default)")
     _require(reward.type in ("mse", "shaped", "env", "weighted_terms"),
              f"reward.type must be mse, shaped, env or weighted_terms, got '{reward.type}'")
     _require(reward.clip is None or (len(reward.clip) == 2 and reward.clip[0] < reward.clip[1]),

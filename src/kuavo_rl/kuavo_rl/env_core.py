@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kuavo_rl.actor_core import ActionDecision, StepObservation
+from kuavo_rl.protocol import ActionDecision, StepObservation
 
 
 class EnvStepper:

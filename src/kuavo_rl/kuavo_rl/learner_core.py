@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from kuavo_rl.algos.base import WEIGHTS_FORMAT, Backend, TrainBatch, encode_weights, make_backend
-from kuavo_rl.buffer import RLPDBuffers, TransitionArrays
+from kuavo_rl.buffer import RLPDBuffers
 from kuavo_rl.config import ExperimentConfig
+from kuavo_rl.protocol import StepBatch, TransitionArrays
 from kuavo_rl.reward import LiveRewardLint, RewardShaper, lint_config
-from kuavo_rl.transitions import StepBatch
 
 
 class SequenceLedger:
@@ -97,7 +97,6 @@ class EpisodeTracker:
 class IngestResult:
     duplicate: bool
     episodes: list[EpisodeRecord]
-    training_transitions: int
 
 
 class LearnerCore:
@@ -130,7 +129,7 @@ class LearnerCore:
         """Add a validated batch unless this actor's sequence number was already ingested."""
         batch.validate(self.observation_dim, self.action_dim, self.reward_term_names)
         if self.ledger.contains(batch.actor_id, batch.sequence):
-            return IngestResult(True, [], 0)
+            return IngestResult(True, [])
         shaped = self.shaper(batch.reward_terms, batch.raw_rewards)
         training = ~batch.evaluation
         env_steps_after = self.env_steps + np.cumsum(training)
@@ -143,7 +142,7 @@ class LearnerCore:
         self.intervention_transitions += int(batch.intervention[training].sum())
         self.ledger.add(batch.actor_id, batch.sequence)
         episodes = self.episodes.add(batch.actor_id, batch, shaped, env_steps_after)
-        return IngestResult(False, episodes, int(training.sum()))
+        return IngestResult(False, episodes)
 
     # ---- updates -------------------------------------------------------------------------
     def updates_due(self) -> int:

@@ -72,7 +72,7 @@ class LintWarning:
 
 
 def lint_config(reward, algo, action_dim: int, shaper: RewardShaper | None = None) -> list[LintWarning]:
-    """Warnings knowable before training (SEED_FINDINGS.md, findings 2 and 4)."""
+    """Warnings knowable before training (the seed's findings 2 and 4, docs/background.md)."""
     warnings = []
     sac = algo.backend in ("lerobot_sac", "sb3_sac")
     bounds = shaper.bounds(action_dim) if shaper is not None else None

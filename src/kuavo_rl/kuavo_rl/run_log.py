@@ -51,10 +51,6 @@ class RunLog:
                 self.tb.add_scalar(f"learner/{key}", value, updates)
             self.tb.add_scalar("learner/offline_share", offline_share, updates)
 
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.tb is not None:
-            self.tb.add_scalar(tag, value, step)
-
     def flush(self) -> None:
         for handle in self._files.values():
             handle.flush()

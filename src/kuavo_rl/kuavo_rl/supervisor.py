@@ -1,5 +1,5 @@
 """Run the pipeline's nodes as separate processes (real DDS between them) without `ros2 launch`:
-the same node executables and parameters that train.launch.py uses."""
+the same nodes and parameters that train.launch.py starts (launch_plan.py)."""
 from __future__ import annotations
 
 import os
@@ -13,18 +13,12 @@ from pathlib import Path
 
 import yaml
 
-NODE_MODULES = {"env": "kuavo_rl.nodes.env_node", "actor": "kuavo_rl.nodes.actor_node",
-                "learner": "kuavo_rl.nodes.learner_node", "vr": "kuavo_vr_teleop.node"}
-# The VR mapping that produces each env's action space.
-VR_MAPPINGS = {"toy": "toy", "pick_lift": "ee_delta"}
+from kuavo_rl.launch_plan import NODES, node_parameters, plan_nodes
 
 
-def write_params_file(path: Path, config_file: str | None, overrides: list[str], extra: dict[str, dict]) -> Path:
-    """A ROS parameters file: shared experiment parameters for every node, plus per-node ones."""
-    params = {"/**": {"ros__parameters": {"config_file": str(Path(config_file).resolve()) if config_file else "",
-                                           "overrides": list(overrides) or [""]}}}
-    for node_name, values in extra.items():
-        params[f"/{node_name}"] = {"ros__parameters": values}
+def write_params_file(path: Path, config_file: str | None, overrides: list[str], run_dir: str | Path) -> Path:
+    """A ROS parameters file with the experiment parameters every node reads."""
+    params = {"/**": {"ros__parameters": node_parameters(config_file, overrides, run_dir)}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(params))
     return path
@@ -51,14 +45,14 @@ class NodeProcess:
                     sys.stderr.flush()
 
 
-def start_node(name: str, params_file: Path, log_dir: Path, echo: bool, env: dict | None = None,
+def start_node(role: str, params_file: Path, log_dir: Path, echo: bool, env: dict | None = None,
                extra_args: tuple[str, ...] = ()) -> NodeProcess:
-    command = [sys.executable, "-u", "-m", NODE_MODULES[name], "--ros-args", "--params-file", str(params_file),
+    command = [sys.executable, "-u", "-m", NODES[role].module, "--ros-args", "--params-file", str(params_file),
                *extra_args]
     log_dir.mkdir(parents=True, exist_ok=True)
     popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env={**os.environ, **(env or {})}, start_new_session=True)
-    node = NodeProcess(name, popen, log_dir / f"{name}.log", echo)
+    node = NodeProcess(role, popen, log_dir / f"{role}.log", echo)
     node.thread = threading.Thread(target=node.pump, daemon=True)
     node.thread.start()
     return node
@@ -83,23 +77,16 @@ class PipelineFailed(RuntimeError):
 
 
 def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], timeout_s: float,
-                 quiet: bool = False, vr: dict | None = None) -> dict:
-    """Start env, learner, actor (and the VR teleop node with parameters `vr`); wait for the actor
-    to finish; stop the others cleanly."""
+                 quiet: bool = False, vr: bool = False) -> dict:
+    """Start learner, env (and the VR teleop node), actor; wait for the actor to finish; stop the
+    others cleanly. `overrides` include the VR settings (`vr.*`) when `vr` is set."""
     run_dir = Path(run_dir)
-    per_node = {
-        "kuavo_learner": {"run_dir": str(run_dir.resolve()), "quiet": quiet},
-        "kuavo_actor": {"summary_file": str((run_dir / "actor_summary.yaml").resolve())},
-    }
-    if vr is not None:
-        per_node["vr_teleop"] = vr
-    params = write_params_file(run_dir / "node_params.yaml", config_file, overrides, per_node)
+    if quiet:
+        overrides = [*overrides, "run.progress_line=false"]
+    params = write_params_file(run_dir / "node_params.yaml", config_file, overrides, run_dir)
     log_dir = run_dir / "logs"
-    nodes = {"learner": start_node("learner", params, log_dir, echo=not quiet)}
-    nodes["env"] = start_node("env", params, log_dir, echo=False)
-    if vr is not None:
-        nodes["vr"] = start_node("vr", params, log_dir, echo=False)
-    nodes["actor"] = start_node("actor", params, log_dir, echo=False)
+    nodes = {spec.role: start_node(spec.role, params, log_dir, echo=spec.role == "learner" and not quiet)
+             for spec in plan_nodes(vr)}
     deadline = time.monotonic() + timeout_s
     failure = None
     try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kuavo_rl.buffer import TransitionArrays
+from kuavo_rl.protocol import TransitionArrays
 from kuavo_rl.config import AlgoConfig
 
 WEIGHTS_FORMAT = "torch.save/state_dict"

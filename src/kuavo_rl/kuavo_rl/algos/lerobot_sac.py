@@ -1,4 +1,4 @@
-"""lerobot's SACPolicy driven by our own optimizers (LEROBOT_NOTES.md pitfalls 3, 4, 6, 7):
+"""lerobot's SACPolicy driven by our own optimizers (docs/background.md):
 each learning rate means what its key says, gradient clipping is per part as in lerobot,
 torch.compile is a choice (off by default), and the deterministic action is tanh(mean)."""
 from __future__ import annotations

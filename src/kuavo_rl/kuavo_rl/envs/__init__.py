@@ -2,9 +2,22 @@
 action in [-1, 1]^N, `reward_term_names`, and `info["reward_terms"]` from reset() and step()."""
 from __future__ import annotations
 
-import gymnasium as gym
+from typing import TYPE_CHECKING, NamedTuple
 
-from kuavo_rl.config import EnvConfig
+from kuavo_rl.envs.registry import ENVS, EnvEntry
+
+if TYPE_CHECKING:  # the config schema reads the env table, so this module must not import it at run time
+    import gymnasium as gym
+
+    from kuavo_rl.config import EnvConfig
+
+__all__ = ["ENVS", "EnvEntry", "EnvSpec", "env_spec", "make_env"]
+
+
+class EnvSpec(NamedTuple):
+    observation_dim: int
+    action_dim: int
+    reward_term_names: tuple[str, ...]
 
 
 def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
@@ -14,4 +27,16 @@ def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
     if cfg.name == "pick_lift":
         from kuavo_rl.envs.pick_lift import PickLiftEnv
         return PickLiftEnv(seed=seed, max_episode_steps=cfg.episode_steps)
-    raise ValueError(f"unknown env {cfg.name!r}")
+    raise ValueError(f"unknown env {cfg.name!r} (known: {', '.join(ENVS)})")
+
+
+def env_spec(cfg: EnvConfig) -> EnvSpec:
+    """The configured env's dimensions and reward terms, read from the env classes without building
+    a simulator (actor and learner need only these three)."""
+    if cfg.name == "toy":
+        from kuavo_rl.envs.toy import TargetActionEnv
+        return EnvSpec(cfg.action_dim + 1, cfg.action_dim, TargetActionEnv.reward_term_names)
+    if cfg.name == "pick_lift":
+        from kuavo_rl.envs.pick_lift import PickLiftEnv
+        return EnvSpec(PickLiftEnv.OBSERVATION_DIM, PickLiftEnv.ACTION_DIM, PickLiftEnv.reward_term_names)
+    raise ValueError(f"unknown env {cfg.name!r} (known: {', '.join(ENVS)})")

@@ -62,6 +62,8 @@ def _without_renderer() -> Iterator[None]:
 
 class PickLiftEnv(gym.Env):
     reward_term_names: tuple[str, ...] = ("distance", "grasp", "lift_height", "success")
+    OBSERVATION_DIM = 21  # agent_pos (18) + block xyz (3); checked against the sim when it is built
+    ACTION_DIM = 4
     metadata = {"render_modes": []}
 
     def __init__(
@@ -79,8 +81,11 @@ class PickLiftEnv(gym.Env):
         self.random_block_position = random_block_position
         self.reward_term_names = PickLiftEnv.reward_term_names
         agent_dim = int(self._sim.observation_space["agent_pos"].shape[0])
-        self.observation_space = spaces.Box(-np.inf, np.inf, (agent_dim + 3,), dtype=np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
+        if agent_dim + 3 != self.OBSERVATION_DIM:
+            raise RuntimeError(f"gym-hil's agent_pos has {agent_dim} values; PickLiftEnv.OBSERVATION_DIM assumes "
+                               f"{self.OBSERVATION_DIM - 3} (a gym-hil version change?)")
+        self.observation_space = spaces.Box(-np.inf, np.inf, (self.OBSERVATION_DIM,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (self.ACTION_DIM,), dtype=np.float32)
         self._steps = 0
         self._seed = seed
 

@@ -10,21 +10,21 @@ from rclpy.node import Node
 
 from kuavo_msgs.msg import ActionCommand, BatchAck, EnvObservation, Intervention, PolicyWeights, TransitionBatch
 from kuavo_rl import qos, topics
-from kuavo_rl.actor_core import ActorCore, StepObservation, WeightsRejected
+from kuavo_rl.actor_core import ActorCore, WeightsRejected
+from kuavo_rl.protocol import StepObservation
 from kuavo_rl.algos.base import make_actor_policy
 from kuavo_rl.codec import action_to_msg, batch_to_msg, intervention_from_msg, observation_from_msg
-from kuavo_rl.inprocess import env_spec
-from kuavo_rl.nodes.common import declare, load_node_config, run_node
+from kuavo_rl.envs import env_spec
+from kuavo_rl.nodes.common import load_node_config, run_node
 
 
 class ActorNode(Node):
     def __init__(self):
         super().__init__("kuavo_actor")
         self.cfg = load_node_config(self)
-        self.actor_id = declare(self, "actor_id", "actor0", "identifies this actor's batches to the learner")
-        self.summary_file = declare(self, "summary_file", "", "YAML written at exit: counts and evaluation returns")
-        self.resend_after_s = declare(self, "resend_after_s", 2.0, "resend a batch the learner has not received after")
-        obs_dim, act_dim, terms = env_spec(self.cfg)
+        self.actor_id = self.cfg.actor.actor_id
+        self.summary_file = Path(self.cfg.run.run_dir) / "actor_summary.yaml"
+        obs_dim, act_dim, terms = env_spec(self.cfg.env)
         policy = make_actor_policy(self.cfg.algo, obs_dim, act_dim, self.cfg.run.seed + 7)
         self.core = ActorCore(self.cfg, obs_dim, act_dim, terms, policy, self.actor_id)
         self.action_pub = self.create_publisher(ActionCommand, topics.ACTION, qos.STEP)
@@ -86,7 +86,7 @@ class ActorNode(Node):
 
     def tick(self) -> None:
         self.answer_waiting()
-        for batch in self.core.batches_to_send(self.resend_after_s):
+        for batch in self.core.batches_to_send(self.cfg.actor.resend_after_s):
             self.batch_pub.publish(batch_to_msg(TransitionBatch(), batch))
         if self.core.finished and self.core.all_received and not self.done:
             self.get_logger().info(f"finished: {self.core.env_steps} env steps, final evaluation returns "
@@ -94,16 +94,16 @@ class ActorNode(Node):
             self.done = True
 
     def close(self) -> None:
-        if self.summary_file:
-            stats = self.core.stats
-            summary = {"actor_id": self.actor_id, "env_steps": self.core.env_steps,
-                       "transitions_sent": self.core.next_transition_sequence,
-                       "batches_sent": self.core.next_batch_sequence, "finished": bool(self.core.finished),
-                       "final_eval_raw_returns": [float(r) for r in stats.final_eval_returns],
-                       "weights_rejected": stats.weights_rejected, "policy_version": self.core.policy_version,
-                       "wall_time_s": time.monotonic() - self.started}
-            Path(self.summary_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(self.summary_file).write_text(yaml.safe_dump(summary))
+        """Write the actor's summary (counts, final evaluation returns) into the run directory."""
+        stats = self.core.stats
+        summary = {"actor_id": self.actor_id, "env_steps": self.core.env_steps,
+                   "transitions_sent": self.core.next_transition_sequence,
+                   "batches_sent": self.core.next_batch_sequence, "finished": bool(self.core.finished),
+                   "final_eval_raw_returns": [float(r) for r in stats.final_eval_returns],
+                   "weights_rejected": stats.weights_rejected, "policy_version": self.core.policy_version,
+                   "wall_time_s": time.monotonic() - self.started}
+        self.summary_file.parent.mkdir(parents=True, exist_ok=True)
+        self.summary_file.write_text(yaml.safe_dump(summary))
 
 
 def main(args=None):

@@ -13,11 +13,11 @@ from rclpy.node import Node
 
 from kuavo_msgs.msg import ActionCommand, EnvObservation
 from kuavo_rl import qos, topics
-from kuavo_rl.actor_core import ActionDecision
+from kuavo_rl.protocol import ActionDecision
 from kuavo_rl.codec import action_from_msg, observation_to_msg
 from kuavo_rl.env_core import EnvStepper
 from kuavo_rl.envs import make_env
-from kuavo_rl.nodes.common import declare, load_node_config, run_node
+from kuavo_rl.nodes.common import load_node_config, run_node
 
 
 # Deliberate breakage for the pipeline check's negative control (`kuavo-rl pipeline-check --fault`):
@@ -36,8 +36,7 @@ class EnvNode(Node):
     def __init__(self):
         super().__init__("kuavo_env")
         self.cfg = load_node_config(self)
-        self.republish_s = declare(self, "republish_period_s", 1.0,
-                                   "resend the current observation when no action answers it for this long")
+        self.republish_s = self.cfg.env.republish_period_s
         self.stepper = EnvStepper(make_env(self.cfg.env, seed=self.cfg.run.seed), seed=self.cfg.run.seed)
         self.realtime = self.cfg.env.timing == "realtime"
         self.fault = os.environ.get("KUAVO_RL_FAULT", "")

@@ -1,14 +1,55 @@
-"""The actor -> learner transition batch as numpy arrays, with its validation.
+"""The data every part of the stack exchanges, as plain numpy dataclasses (no ROS, no torch).
 
-This is the pure twin of kuavo_msgs/TransitionBatch; codec.py converts between the two.
+- The env-node protocol: the env publishes a `StepObservation` numbered (episode_id, step_index);
+  the actor answers with an `ActionDecision` for exactly that step (or a reset); an operator's
+  takeover arrives as an `InterventionInput`.
+- The actor -> learner transition batch (`StepBatch`, the pure twin of kuavo_msgs/TransitionBatch),
+  with the validation a learner applies before anything reaches its buffers.
+- `TransitionArrays`: transitions as the replay buffers store and sample them.
+- `Acks`: the learner's answer to an actor's batches (received, persisted, rejected).
+
+codec.py converts these to and from kuavo_msgs messages; env, actor, learner and every new node
+import this module, and it imports none of them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 
+# ---- env-node protocol -------------------------------------------------------------------------
+@dataclass
+class StepObservation:
+    """One observation of the env-node protocol."""
+    episode_id: int
+    step_index: int
+    observation: np.ndarray
+    reward_terms: np.ndarray
+    raw_reward: float
+    terminated: bool
+    truncated: bool
+
+
+@dataclass
+class ActionDecision:
+    episode_id: int
+    step_index: int
+    action: np.ndarray
+    intervention: bool = False
+    reset: bool = False
+
+
+@dataclass
+class InterventionInput:
+    active: bool
+    action: np.ndarray
+    received_at: float  # monotonic seconds
+    estop: bool = False
+
+
+
+# ---- transitions -------------------------------------------------------------------------------
 class BatchError(ValueError):
     """A transition batch that must be rejected (wrong dimensions, NaN, truncated arrays, ...)."""
 
@@ -96,3 +137,36 @@ class StepBatch:
             evaluation=column("evaluation", bool, (n,)),
             policy_version=column("policy_version", np.uint64, (n,)),
         )
+
+
+@dataclass
+class TransitionArrays:
+    """A batch of transitions as arrays with a leading dimension B."""
+    observations: np.ndarray  # (B, obs_dim) float32
+    actions: np.ndarray  # (B, act_dim) float32
+    rewards: np.ndarray  # (B,) float32, already shaped
+    next_observations: np.ndarray  # (B, obs_dim) float32
+    terminated: np.ndarray  # (B,) bool
+    intervention: np.ndarray  # (B,) bool
+    sequences: np.ndarray  # (B,) uint64, the actor's transition sequence numbers
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    def select(self, mask_or_index) -> "TransitionArrays":
+        return TransitionArrays(**{f.name: getattr(self, f.name)[mask_or_index] for f in fields(self)})
+
+    @staticmethod
+    def concatenate(parts: list["TransitionArrays"]) -> "TransitionArrays":
+        return TransitionArrays(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                                   for f in fields(TransitionArrays)})
+
+
+@dataclass
+class Acks:
+    """What to tell one actor about its batches (the pure twin of kuavo_msgs/BatchAck)."""
+    actor_id: str
+    received: list[int] = field(default_factory=list)
+    persisted: list[int] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+    rejected_reasons: list[str] = field(default_factory=list)

@@ -1,0 +1,65 @@
+"""Which nodes a training run starts, and with which parameters: one plan that `kuavo-rl train`
+(through supervisor.py, no `ros2 launch` needed) and `ros2 launch kuavo_rl train.launch.py` both
+execute. Every node gets the same two parameters, the experiment file and its overrides; every
+tunable is a key of that file (config.py), so nodes never disagree about the experiment."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kuavo_rl.envs.registry import ENVS
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    role: str  # env | learner | actor | vr
+    package: str
+    executable: str  # console script (ros2 run / launch)
+    module: str  # the same entry point as `python -m` (the supervisor)
+    node_name: str
+
+
+NODES: dict[str, NodeSpec] = {spec.role: spec for spec in (
+    NodeSpec("learner", "kuavo_rl", "learner_node", "kuavo_rl.nodes.learner_node", "kuavo_learner"),
+    NodeSpec("env", "kuavo_rl", "env_node", "kuavo_rl.nodes.env_node", "kuavo_env"),
+    NodeSpec("actor", "kuavo_rl", "actor_node", "kuavo_rl.nodes.actor_node", "kuavo_actor"),
+    NodeSpec("vr", "kuavo_vr_teleop", "vr_teleop_node", "kuavo_vr_teleop.node", "vr_teleop"),
+)}
+
+
+def default_config_path(env: str = "toy") -> str | None:
+    """The env's default experiment file: in the checkout, else in the installed share/kuavo_rl."""
+    if env not in ENVS:
+        raise ValueError(f"unknown env '{env}' (known: {', '.join(ENVS)})")
+    relative = ENVS[env].default_config
+    if Path(relative).is_file():
+        return relative
+    try:
+        from ament_index_python.packages import get_package_share_directory
+    except ImportError:
+        return None
+    try:
+        candidate = Path(get_package_share_directory("kuavo_rl")) / relative
+    except LookupError:  # PackageNotFoundError: kuavo_rl is not installed in an ament prefix
+        return None
+    return str(candidate) if candidate.is_file() else None
+
+
+def vr_overrides(source: str, replay_file: str = "") -> list[str]:
+    """The `vr.*` overrides for a teleop source chosen on the command line; a recording loops."""
+    overrides = [f"vr.source={source}"]
+    if replay_file:
+        overrides += [f"vr.replay_file={Path(replay_file).resolve()}", "vr.replay_loop=true"]
+    return overrides
+
+
+def node_parameters(config_file: str | None, overrides: list[str], run_dir: str | Path) -> dict:
+    """The two parameters every node reads (nodes/common.py); the run directory is an override."""
+    return {"config_file": str(Path(config_file).resolve()) if config_file else "",
+            "overrides": [*overrides, f"run.run_dir={Path(run_dir).resolve()}"]}
+
+
+def plan_nodes(vr: bool) -> list[NodeSpec]:
+    """Start order: the learner first (it owns the checkpoints), the actor last (it ends the run)."""
+    roles = ["learner", "env", *(["vr"] if vr else []), "actor"]
+    return [NODES[role] for role in roles]

@@ -1,0 +1,167 @@
+"""The learner's work cycle without ROS, shared by the learner node and the in-process trainer:
+take batches in exactly once, acknowledge them (received now, persisted once a checkpoint holds
+them), train at the configured update-to-data ratio, checkpoint on a cadence, log and report.
+
+The actor keeps every batch until it is acknowledged as persisted, so the ledger below is what
+makes a learner crash lose nothing: a batch is only "persisted" after the checkpoint that holds it.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from kuavo_rl.checkpoint import load_latest, save_checkpoint
+from kuavo_rl.config import ExperimentConfig
+from kuavo_rl.envs import EnvSpec
+from kuavo_rl.learner_core import LearnerCore
+from kuavo_rl.progress import ProgressLine
+from kuavo_rl.protocol import Acks, BatchError, StepBatch
+from kuavo_rl.run_log import RunLog, drop_rows_after
+
+
+class AckLedger:
+    """Per actor, the batches received since the last checkpoint."""
+
+    def __init__(self):
+        self.unpersisted: dict[str, set[int]] = defaultdict(set)
+
+    def on_ingested(self, actor_id: str, sequence: int, duplicate: bool) -> bool:
+        """Record an ingested batch; True when it is already persisted (a resend of a batch that the
+        restored checkpoint holds), False when it waits for the next checkpoint."""
+        if duplicate and sequence not in self.unpersisted[actor_id]:
+            return True
+        self.unpersisted[actor_id].add(sequence)
+        return False
+
+    @property
+    def pending(self) -> bool:
+        return any(self.unpersisted.values())
+
+    def persisted(self) -> list[Acks]:
+        """After a checkpoint: everything received so far is persisted."""
+        acks = [Acks(actor_id, persisted=sorted(sequences)) for actor_id, sequences in self.unpersisted.items()
+                if sequences]
+        self.unpersisted.clear()
+        return acks
+
+
+class CheckpointCadence:
+    """Checkpoint every `every_updates` updates, and every `period_s` while data is unpersisted."""
+
+    def __init__(self, every_updates: int, period_s: float, clock=time.monotonic):
+        self.every_updates, self.period_s, self.clock = every_updates, period_s, clock
+        self.last_updates = 0
+        self.last_time = clock()
+
+    def due(self, updates: int, unpersisted: bool) -> bool:
+        crossed = updates // self.every_updates > self.last_updates // self.every_updates
+        return crossed or (unpersisted and self.clock() - self.last_time >= self.period_s)
+
+    def mark(self, updates: int) -> None:
+        self.last_updates, self.last_time = updates, self.clock()
+
+
+class LearnerLoop:
+    """LearnerCore plus everything around it that is not ROS: acks, checkpoints, logs, progress.
+
+    With `persist=False` (in-process runs) nothing is written to disk: memory is the store, so a
+    "checkpoint" acknowledges everything received as persisted at once.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, spec: EnvSpec, run_dir: str | Path, persist: bool = True,
+                 progress_label: str = "learner", quiet: bool = False, clock=time.monotonic):
+        self.cfg = cfg
+        self.core = LearnerCore(cfg, *spec)
+        self.run_dir = Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints" if persist else None
+        self.log = RunLog(self.run_dir)
+        self.ledger = AckLedger()
+        self.cadence = CheckpointCadence(cfg.learner.checkpoint_every_updates, cfg.learner.checkpoint_period_s, clock)
+        self.clock = clock
+        self.batches_rejected = 0
+        self.last_episode = {"return": float("nan"), "eval": float("nan"), "intervention_rate": 0.0}
+        self.progress = ProgressLine(cfg.run.total_env_steps, progress_label,
+                                     enabled=cfg.run.progress_line and not quiet, clock=clock)
+        self._rate_mark = (clock(), 0)
+
+    # ---- data in -------------------------------------------------------------------------
+    def resume(self) -> str | None:
+        """Continue from the latest checkpoint, if any; returns what was restored, for the log."""
+        state = load_latest(self.checkpoint_dir) if self.checkpoint_dir is not None else None
+        if state is None:
+            return None
+        self.core.load_state_dict(state)
+        self.cadence.mark(self.core.updates)
+        self._rate_mark = (self.clock(), self.core.updates)
+        dropped = drop_rows_after(self.run_dir / "episodes.csv", "env_steps", self.core.env_steps)
+        dropped += drop_rows_after(self.run_dir / "updates.csv", "updates", self.core.updates)
+        return (f"resumed from {self.checkpoint_dir / 'latest.pt'}: {self.core.updates} updates, "
+                f"{self.core.env_steps} env steps, weights v{self.core.weights_version} "
+                f"({dropped} log rows past the checkpoint dropped)")
+
+    def receive(self, batch: StepBatch, acks: Acks) -> str | None:
+        """Ingest one batch and note the answer in `acks`; a bad batch is rejected: returns why."""
+        try:
+            result = self.core.ingest(batch)
+        except BatchError as error:
+            return self.reject(batch.sequence, str(error), acks)
+        if self.ledger.on_ingested(batch.actor_id, batch.sequence, result.duplicate):
+            acks.persisted.append(batch.sequence)
+        else:
+            acks.received.append(batch.sequence)
+        for record in result.episodes:
+            self.log.episode(record)
+            self.last_episode["eval" if record.evaluation else "return"] = record.episode_return
+            if not record.evaluation:
+                self.last_episode["intervention_rate"] = record.intervention_rate
+        return None
+
+    def reject(self, sequence: int, reason: str, acks: Acks) -> str:
+        self.batches_rejected += 1
+        acks.rejected.append(sequence)
+        acks.rejected_reasons.append(reason)
+        return reason
+
+    # ---- work ----------------------------------------------------------------------------
+    def train(self, max_updates: int | None = None) -> int:
+        """Run the updates owed at the configured update-to-data ratio (at most `max_updates`)."""
+        due = self.core.updates_due()
+        count = due if max_updates is None else min(due, max_updates)
+        for _ in range(count):
+            metrics = self.core.train_step()
+            self.log.update(self.core.updates, self.core.env_steps, metrics, self.core.last_batch_offline_share)
+        return count
+
+    def checkpoint_due(self) -> bool:
+        return self.cadence.due(self.core.updates, self.ledger.pending)
+
+    def checkpoint(self) -> tuple[Path | None, list[Acks]]:
+        """Persist everything (atomically) and return the persisted acks for every actor."""
+        path = save_checkpoint(self.core.state_dict(), self.checkpoint_dir) if self.checkpoint_dir else None
+        self.log.flush()
+        self.cadence.mark(self.core.updates)
+        return path, self.ledger.persisted()
+
+    # ---- reporting -----------------------------------------------------------------------
+    def recent_update_rate(self) -> float:
+        """Updates/s since the previous call (the rate now, not the average since start)."""
+        now, updates = self.clock(), self.core.updates
+        last_time, last_updates = self._rate_mark
+        self._rate_mark = (now, updates)
+        return (updates - last_updates) / max(now - last_time, 1e-9)
+
+    def report_progress(self, update_rate: float | None = None, force: bool = False) -> str | None:
+        """The periodic status line; `update_rate` defaults to the average since the start."""
+        core, last = self.core, self.last_episode
+        if update_rate is None:
+            update_rate = core.updates / max(self.clock() - self.progress.started, 1e-9)
+        return self.progress.update(
+            min(core.env_steps, self.cfg.run.total_env_steps),
+            f"updates {core.updates} ({update_rate:.1f}/s) return {last['return']:.2f} eval {last['eval']:.2f} "
+            f"buffers {len(core.buffers.online)}/{len(core.buffers.offline)} "
+            f"takeovers {core.intervention_transitions} (last episode {100 * last['intervention_rate']:.0f}%)",
+            force=force)
+
+    def close(self) -> None:
+        self.log.close()
