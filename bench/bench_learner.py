@@ -5,7 +5,8 @@ import time
 
 import torch
 
-from kuavo_rl.algos.base import TrainBatch, make_backend
+from kuavo_rl.algos import make_backend
+from kuavo_rl.algos.base import TrainBatch
 from kuavo_rl.config import config_from_dict
 
 

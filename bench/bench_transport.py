@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-
 PUBLISHER = r"""
 import sys, time, numpy as np, rclpy
 import kuavo_msgs.msg as msgs
@@ -35,6 +34,7 @@ time.sleep(5)
 
 def measure(batch_size: int, count: int) -> tuple[float, float]:
     import rclpy
+
     import kuavo_msgs.msg as msgs
     from kuavo_rl import qos
     from kuavo_rl.codec import batch_from_msg

@@ -8,7 +8,6 @@ Without `ros2 launch` (PyPI-wheel installs): `kuavo-rl train` runs the same node
 parameters (both follow kuavo_rl.launch_plan). The launch ends when the actor has finished its env
 steps and final evaluation.
 """
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
@@ -17,6 +16,7 @@ from launch_ros.actions import Node
 from kuavo_rl.config import VR_SOURCES
 from kuavo_rl.envs.registry import ENVS
 from kuavo_rl.launch_plan import default_config_path, node_parameters, plan_nodes, vr_overrides
+from launch import LaunchDescription
 
 
 def nodes(context):

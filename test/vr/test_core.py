@@ -2,7 +2,6 @@ import math
 
 import numpy as np
 import pytest
-
 from helpers import frame, hand
 from kuavo_vr_teleop.controller import ControllerFrame, HandState
 from kuavo_vr_teleop.mapping import EndEffectorDeltaMapping, KuavoArmsMapping, ToyAxesMapping

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from helpers import frame, hand
 from kuavo_vr_teleop.controller import ControllerFrame
 from kuavo_vr_teleop.sources import (

@@ -1,4 +1,4 @@
-"""The node as a separate process over real DDS. Needs the built workspace (kuavo_msgs):
+"""The node as a separate process over real DDS. Needs the built workspace (kuavo_msgs, kuavo_rl):
     source /work/main/scripts/env.sh && python -m pytest test/vr/test_vr_node_ros.py
 """
 
@@ -9,25 +9,27 @@ import sys
 import time
 from pathlib import Path
 
-
+import pytest
 import rclpy  # noqa: E402  (the workspace is built by ./kuavo test; a missing build must fail, not skip)
-
 from helpers import frame, hand  # noqa: E402
-from kuavo_msgs.msg import Intervention  # noqa: E402
-from kuavo_vr_teleop.node import INTERVENTION_QOS, INTERVENTION_TOPIC  # noqa: E402
+from kuavo_rl.supervisor import write_params_file  # noqa: E402
 from kuavo_vr_teleop.sources import Recorder  # noqa: E402
+
+from kuavo_msgs.msg import Intervention  # noqa: E402
+from kuavo_rl import qos, topics  # noqa: E402
 
 PKG = Path(__file__).resolve().parents[2] / "src" / "kuavo_vr_teleop"
 
 
-def start_node(tmp_path, domain, *params):
+def start_node(tmp_path, domain, *overrides):
+    """The node with the experiment settings as `section.key=value` overrides, passed the way the
+    training supervisor passes them (a ROS parameters file with config_file and overrides)."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PKG), env.get("PYTHONPATH", "")) if p)
     env.pop("XR_RUNTIME_JSON", None)
+    params = write_params_file(tmp_path / "vr_params.yaml", None, list(overrides), tmp_path / "run")
     log = open(tmp_path / "node.log", "w")
-    args = [sys.executable, "-m", "kuavo_vr_teleop.node", "--ros-args"]
-    for p in params:
-        args += ["-p", p]
+    args = [sys.executable, "-m", "kuavo_vr_teleop.node", "--ros-args", "--params-file", str(params)]
     return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT), tmp_path / "node.log"
 
 
@@ -36,7 +38,7 @@ def collect(domain, seconds, until=None):
     rclpy.init(context=ctx, domain_id=domain)
     node = rclpy.create_node("vr_teleop_test_listener", context=ctx)
     got = []
-    node.create_subscription(Intervention, INTERVENTION_TOPIC, got.append, INTERVENTION_QOS)
+    node.create_subscription(Intervention, topics.INTERVENTION, got.append, qos.INTERVENTION)
     executor = rclpy.executors.SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
     deadline = time.monotonic() + seconds
@@ -61,7 +63,9 @@ def stop(proc):
 
 def test_no_runtime_publishes_inactive_and_keeps_running(tmp_path):
     domain = random.randint(1, 200)
-    proc, log = start_node(tmp_path, domain, "source:=openxr", "mapping:=ee_delta", "retry_period_s:=1.0")
+    # pick_lift's own mapping (vr.mapping unset) is ee_delta: 4 values.
+    proc, log = start_node(tmp_path, domain, "vr.source=openxr", "vr.retry_period_s=1.0",
+                           "env.name=pick_lift", "env.action_dim=4")
     try:
         got = collect(domain, 20.0, until=lambda g: len(g) >= 50)
         time.sleep(2.5)  # a couple of retries happen meanwhile
@@ -84,8 +88,9 @@ def test_replay_publishes_active_mapped_actions(tmp_path):
         for i in range(100):
             r.write(frame(0.02 * i, hand((0.0, 1.0, -0.001 * i), squeeze=1.0)))
     domain = random.randint(1, 200)
-    proc, log = start_node(tmp_path, domain, "source:=replay", f"replay_file:={rec}", "replay_loop:=true",
-                           "mapping:=ee_delta")
+    # An explicit mapping on the toy env, sized to match it.
+    proc, log = start_node(tmp_path, domain, "vr.source=replay", f"vr.replay_file={rec}", "vr.replay_loop=true",
+                           "vr.mapping=ee_delta", "env.action_dim=4")
     try:
         got = collect(domain, 20.0, until=lambda g: sum(m.active and m.action[0] > 0.5 for m in g) >= 5)
     finally:
@@ -95,3 +100,22 @@ def test_replay_publishes_active_mapped_actions(tmp_path):
     assert all(m.source == "replay" and len(m.action) == 4 for m in active)
     assert max(m.action[0] for m in active) > 0.5  # forward motion -> +x end-effector command
     assert all(abs(m.action[1]) < 1e-5 and abs(m.action[2]) < 1e-5 for m in active)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (("vr.mapping=joystick",), ["vr.mapping", "joystick", "toy, ee_delta, kuavo_arms"]),
+    (("vr.mapping=kuavo_arms", "env.name=pick_lift", "env.action_dim=4"),
+     ["vr.mapping", "kuavo_arms", "16-dim", "takes 4", "env.action_dim"]),
+    (("vr.source=replay",), ["vr.replay_file"]),
+    (("vr.deadman=right.grip",), ["vr.deadman", "right.grip"]),
+], ids=["unknown_mapping", "mapping_size_mismatch", "replay_without_file", "unknown_deadman_input"])
+def test_configuration_error_exits_2_naming_the_key(tmp_path, overrides, expected):
+    proc, log = start_node(tmp_path, random.randint(1, 200), *overrides)
+    try:
+        code = proc.wait(timeout=60)
+    finally:
+        stop(proc)
+    text = log.read_text()
+    assert code == 2, text
+    assert "configuration error" in text and all(word in text for word in expected), text
+    assert "Traceback" not in text, text

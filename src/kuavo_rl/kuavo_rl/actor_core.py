@@ -11,7 +11,7 @@ import numpy as np
 
 from kuavo_rl.algos.base import ActorPolicy, decode_weights
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.protocol import InterventionInput, StepBatch, StepObservation, ActionDecision
+from kuavo_rl.protocol import ActionDecision, InterventionInput, StepBatch, StepObservation
 
 log = logging.getLogger("kuavo_rl.actor")
 

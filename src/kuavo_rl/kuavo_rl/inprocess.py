@@ -5,14 +5,13 @@ Nothing is checkpointed: the learner's memory is the store, so batches are persi
 """
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
 import torch
 
 from kuavo_rl.actor_core import ActorCore
-from kuavo_rl.algos.base import make_actor_policy
+from kuavo_rl.algos import make_actor_policy
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.env_core import EnvStepper
 from kuavo_rl.envs import env_spec, make_env

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from kuavo_rl.algos.base import WEIGHTS_FORMAT, Backend, TrainBatch, encode_weights, make_backend
+from kuavo_rl.algos import make_backend
+from kuavo_rl.algos.base import WEIGHTS_FORMAT, Backend, TrainBatch, encode_weights
 from kuavo_rl.buffer import RLPDBuffers
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.protocol import StepBatch, TransitionArrays

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
 from .controller import ControllerFrame
-from .openxr_source import OpenXRSource, OpenXRUnavailable, NO_RUNTIME_HELP  # re-exported
+from .openxr_source import NO_RUNTIME_HELP, OpenXRSource, OpenXRUnavailable  # re-exported
 
 __all__ = [
     "InputSource",

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from kuavo_rl.protocol import TransitionArrays
-from kuavo_rl.config import AlgoConfig
 
 WEIGHTS_FORMAT = "torch.save/state_dict"
 
@@ -77,25 +76,3 @@ def decode_weights(data: bytes, checksum: str) -> dict[str, torch.Tensor]:
     if actual != checksum:
         raise ValueError(f"weights checksum mismatch (got {actual[:12]}, expected {checksum[:12]})")
     return torch.load(io.BytesIO(data), weights_only=True)
-
-
-def make_backend(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int) -> Backend:
-    torch.manual_seed(seed)
-    if cfg.backend == "lerobot_sac":
-        from kuavo_rl.algos.lerobot_sac import LerobotSACBackend
-        return LerobotSACBackend(cfg, obs_dim, act_dim)
-    if cfg.backend == "sb3_sac":
-        from kuavo_rl.algos.sb3_sac import SB3SACBackend
-        return SB3SACBackend(cfg, obs_dim, act_dim, seed)
-    raise ValueError(f"backend {cfg.backend!r} has no learner-side update (sb3_ppo runs only in-process)")
-
-
-def make_actor_policy(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int) -> ActorPolicy:
-    torch.manual_seed(seed)
-    if cfg.backend == "lerobot_sac":
-        from kuavo_rl.algos.lerobot_sac import LerobotSACActor
-        return LerobotSACActor(cfg, obs_dim, act_dim)
-    if cfg.backend == "sb3_sac":
-        from kuavo_rl.algos.sb3_sac import SB3SACActor
-        return SB3SACActor(cfg, obs_dim, act_dim, seed)
-    raise ValueError(f"backend {cfg.backend!r} has no actor policy")

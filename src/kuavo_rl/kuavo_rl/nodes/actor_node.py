@@ -11,11 +11,11 @@ from rclpy.node import Node
 from kuavo_msgs.msg import ActionCommand, BatchAck, EnvObservation, Intervention, PolicyWeights, TransitionBatch
 from kuavo_rl import qos, topics
 from kuavo_rl.actor_core import ActorCore, WeightsRejected
-from kuavo_rl.protocol import StepObservation
-from kuavo_rl.algos.base import make_actor_policy
+from kuavo_rl.algos import make_actor_policy
 from kuavo_rl.codec import action_to_msg, batch_to_msg, intervention_from_msg, observation_from_msg
 from kuavo_rl.envs import env_spec
 from kuavo_rl.nodes.common import load_node_config, run_node
+from kuavo_rl.protocol import StepObservation
 
 
 class ActorNode(Node):

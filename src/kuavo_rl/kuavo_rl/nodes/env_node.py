@@ -13,12 +13,11 @@ from rclpy.node import Node
 
 from kuavo_msgs.msg import ActionCommand, EnvObservation
 from kuavo_rl import qos, topics
-from kuavo_rl.protocol import ActionDecision
 from kuavo_rl.codec import action_from_msg, observation_to_msg
 from kuavo_rl.env_core import EnvStepper
 from kuavo_rl.envs import make_env
 from kuavo_rl.nodes.common import load_node_config, run_node
-
+from kuavo_rl.protocol import ActionDecision
 
 # Deliberate breakage for the pipeline check's negative control (`kuavo-rl pipeline-check --fault`):
 # never set in normal use. reward_sign negates the reward terms and the raw reward on the wire.

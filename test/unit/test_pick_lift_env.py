@@ -1,19 +1,12 @@
-"""PickLiftEnv (gym-hil Panda pick-cube, state only). Imports the module by path so that it
-runs before kuavo_rl registers it."""
+"""PickLiftEnv (gym-hil Panda pick-cube, state only)."""
 
-import importlib.util
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-pytest.importorskip("gym_hil")
-_PATH = Path(__file__).resolve().parents[1] / "src" / "kuavo_rl" / "kuavo_rl" / "envs" / "pick_lift.py"
-_spec = importlib.util.spec_from_file_location("pick_lift", _PATH)
-pick_lift = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pick_lift)
-PickLiftEnv = pick_lift.PickLiftEnv
+from kuavo_rl.envs.pick_lift import EE_STEP_M, PickLiftEnv
+
 DIST, GRASP, LIFT, SUCCESS = range(4)
 
 
@@ -58,7 +51,7 @@ def test_seed_fixes_block_position(env):
 def move_to(env, target, gripper=0.0, steps=30):
     info, done = None, False
     for _ in range(steps):
-        a = np.clip((target - env.tcp_position()) / pick_lift.EE_STEP_M, -1, 1)
+        a = np.clip((target - env.tcp_position()) / EE_STEP_M, -1, 1)
         _, reward, terminated, truncated, info = env.step(np.append(a, gripper).astype(np.float32))
         done = terminated or truncated
         if done:

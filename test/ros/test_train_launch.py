@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("launch_testing")
 pytest.importorskip("launch_ros")
 
+pytestmark = pytest.mark.slow  # separate ROS processes over DDS
+
 CHECK = Path(__file__).parent / "launch" / "train_launch_check.py"
 
 

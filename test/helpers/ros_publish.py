@@ -7,14 +7,14 @@ import rclpy
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 import kuavo_msgs.msg as msgs
-from msg_fixtures import make
+from helpers.msg_fixtures import make
 
 QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def big_batch():
+    from helpers.big_batch import make_big_batch
     from kuavo_rl.codec import batch_to_msg
-    from big_batch import make_big_batch
     return batch_to_msg(msgs.TransitionBatch(), make_big_batch())
 
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 import rclpy
 
 import kuavo_msgs.msg as msgs
+from helpers.pipeline import REPO
 from kuavo_rl import qos, topics
 from kuavo_rl.run_log import read_rows
 from kuavo_vr_teleop.controller import ControllerFrame, HandState
 from kuavo_vr_teleop.sources import Recorder
-from pipeline_helpers import REPO
+
+pytestmark = pytest.mark.slow  # separate ROS processes over DDS
 
 OFFLINE_RATIO = 0.25
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "toy_mse.yaml"
 # 2-dim toy task with a non-zero target: lerobot's actor starts near action 0, so a zero target
 # would be "solved" before any learning and the test could not fail.

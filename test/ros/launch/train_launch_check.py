@@ -5,14 +5,15 @@ import os
 import unittest
 from pathlib import Path
 
-import launch
 import launch_testing
 import launch_testing.actions
 import launch_testing.asserts
 import pytest
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
-LAUNCH_FILE = Path(__file__).resolve().parents[2] / "launch" / "train.launch.py"
+import launch
+
+LAUNCH_FILE = Path(__file__).resolve().parents[3] / "launch" / "train.launch.py"
 RUN_DIR = Path(os.environ.get("KUAVO_LAUNCH_TEST_RUN_DIR", "/tmp/kuavo_launch_test"))
 SHORT_RUN = ("env.action_dim=2 run.total_env_steps=600 algo.learning_starts=200 actor.eval_every_episodes=2 "
              "actor.final_eval_episodes=1")

@@ -2,16 +2,18 @@
 learner keeps running, and the valid batch sent alongside is kept."""
 from __future__ import annotations
 
-
 import numpy as np
+import pytest
 import rclpy
 
 import kuavo_msgs.msg as msgs
+from helpers.pipeline import CONFIG, TWO_DIM, wait_for
 from kuavo_msgs.srv import SaveCheckpoint
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import batch_to_msg
 from kuavo_rl.protocol import StepBatch
-from pipeline_helpers import CONFIG, TWO_DIM, wait_for
+
+pytestmark = pytest.mark.slow  # separate ROS processes over DDS
 
 TERMS = ("action_error_sq_mean", "action_error_norm")
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline_helpers import CONFIG, TWO_DIM, train_cli, wait_for
+from helpers.pipeline import CONFIG, TWO_DIM, train_cli, wait_for
+
+pytestmark = pytest.mark.slow  # separate ROS processes over DDS
 
 
 @pytest.mark.parametrize("backend", ["lerobot_sac", "sb3_sac"])

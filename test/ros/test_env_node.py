@@ -4,13 +4,16 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 import rclpy
 
 import kuavo_msgs.msg as msgs
+from helpers.pipeline import CONFIG, wait_for
 from kuavo_rl import qos, topics
-from kuavo_rl.protocol import ActionDecision
 from kuavo_rl.codec import action_to_msg
-from pipeline_helpers import CONFIG, wait_for
+from kuavo_rl.protocol import ActionDecision
+
+pytestmark = pytest.mark.slow  # separate ROS processes over DDS
 
 
 def drive_env_node(tmp_path, context, overrides, seconds: float, answer=True):

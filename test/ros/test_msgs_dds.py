@@ -14,17 +14,19 @@ import rclpy
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 import kuavo_msgs.msg as msgs
-from big_batch import make_big_batch
+from helpers.big_batch import make_big_batch
+from helpers.msg_fixtures import KUAVO_MESSAGES, STACK_MESSAGES, make
 from kuavo_rl.codec import batch_from_msg
-from msg_fixtures import KUAVO_MESSAGES, STACK_MESSAGES, make
 
-HERE = Path(__file__).parent
+pytestmark = pytest.mark.slow  # separate ROS processes over DDS
+
+TESTS = Path(__file__).resolve().parents[1]  # helpers/ lives there
 QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def receive_from_other_process(context, names: list[str], topics: dict[str, type], timeout_s: float = 30.0):
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    publisher = subprocess.Popen([sys.executable, str(HERE / "ros_publish.py"), *names], env=env,
+    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    publisher = subprocess.Popen([sys.executable, "-m", "helpers.ros_publish", *names], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node = rclpy.create_node("fixture_receiver", context=context)
     received = {}

@@ -1,0 +1,62 @@
+"""The env table, env_spec (dimensions without building a simulator) and the node plan that the CLI,
+the supervisor and train.launch.py share."""
+from pathlib import Path
+
+import pytest
+
+from kuavo_rl.config import ConfigError, EnvConfig, load_config
+from kuavo_rl.envs import ENVS, env_spec, make_env
+from kuavo_rl.launch_plan import NODES, default_config_path, node_parameters, plan_nodes, vr_overrides
+
+
+@pytest.mark.parametrize("env", [EnvConfig(name="toy", action_dim=6), EnvConfig(name="pick_lift", action_dim=4)],
+                         ids=["toy", "pick_lift"])
+def test_env_spec_matches_the_built_env(env):
+    built = make_env(env)
+    spec = env_spec(env)
+    assert spec == (built.observation_space.shape[0], built.action_space.shape[0], tuple(built.reward_term_names))
+    built.close()
+
+
+@pytest.mark.parametrize("name", sorted(ENVS))
+def test_every_env_has_a_default_config_that_selects_it(name, repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    path = default_config_path(name)
+    assert path is not None and Path(path).is_file()
+    cfg = load_config(path, pipeline=True)
+    assert cfg.env.name == name
+    assert cfg.vr_mapping == ENVS[name].vr_mapping
+
+
+def test_unknown_env_is_refused_everywhere():
+    with pytest.raises(ValueError, match="known: toy, pick_lift"):
+        default_config_path("kuavo_typo")
+    with pytest.raises(ConfigError, match="env.name must be one of toy, pick_lift"):
+        load_config(None, ["env.name=kuavo_typo"])
+
+
+def test_a_fixed_action_size_is_enforced_by_the_schema():
+    with pytest.raises(ConfigError, match="env pick_lift has a 4-dim action; set env.action_dim: 4"):
+        load_config(None, ["env.name=pick_lift", "env.action_dim=14"])
+
+
+def test_plan_starts_the_learner_first_and_the_actor_last():
+    assert [s.role for s in plan_nodes(vr=False)] == ["learner", "env", "actor"]
+    assert [s.role for s in plan_nodes(vr=True)] == ["learner", "env", "vr", "actor"]
+    assert {s.package for s in NODES.values()} == {"kuavo_rl", "kuavo_vr_teleop"}
+
+
+def test_node_parameters_carry_only_the_config_and_overrides(tmp_path, repo):
+    params = node_parameters(str(repo / "config" / "toy_mse.yaml"), ["algo.lr=1e-3"], tmp_path / "run")
+    assert set(params) == {"config_file", "overrides"}
+    assert params["overrides"] == ["algo.lr=1e-3", f"run.run_dir={(tmp_path / 'run').resolve()}"]
+    cfg = load_config(params["config_file"], params["overrides"] + vr_overrides("replay", "rec.jsonl"))
+    assert cfg.run.run_dir == str((tmp_path / "run").resolve())
+    assert (cfg.vr.source, cfg.vr.replay_loop) == ("replay", True) and Path(cfg.vr.replay_file).is_absolute()
+
+
+def test_every_node_entry_point_is_installed(repo):
+    """The plan's console scripts exist in setup.py of their package (ros2 launch starts those)."""
+    for spec in NODES.values():
+        setup_py = (repo / "src" / spec.package / "setup.py").read_text()
+        assert f"{spec.executable} = {spec.module}:main" in setup_py

@@ -1,0 +1,85 @@
+"""LearnerLoop without ROS: the ack ledger (received, then persisted only by a checkpoint), the
+checkpoint cadence, and a restart that must neither lose nor double-count a resent batch."""
+import numpy as np
+
+from helpers.cores import TERMS, make_actor, run_episode, small_cfg
+from kuavo_rl.envs import EnvSpec
+from kuavo_rl.learner_loop import AckLedger, CheckpointCadence, LearnerLoop
+from kuavo_rl.protocol import Acks
+
+SPEC = EnvSpec(3, 2, TERMS)
+
+
+def one_episode_batches(cfg):
+    actor = make_actor(cfg)
+    run_episode(actor, 0)
+    return actor.batches_to_send(resend_after_s=0.0)
+
+
+def test_ledger_persists_only_what_a_checkpoint_holds():
+    ledger = AckLedger()
+    assert ledger.on_ingested("a", 0, duplicate=False) is False
+    assert ledger.on_ingested("a", 1, duplicate=False) is False
+    assert ledger.on_ingested("a", 1, duplicate=True) is False  # a resend before the checkpoint: still waiting
+    assert ledger.pending
+    (acks,) = ledger.persisted()
+    assert (acks.actor_id, acks.persisted) == ("a", [0, 1])
+    assert not ledger.pending and ledger.persisted() == []
+    assert ledger.on_ingested("a", 0, duplicate=True) is True  # already in the checkpoint: persisted at once
+
+
+def test_cadence_every_n_updates_and_on_a_period_while_data_waits():
+    now = [0.0]
+    cadence = CheckpointCadence(every_updates=100, period_s=5.0, clock=lambda: now[0])
+    assert not cadence.due(99, unpersisted=False)
+    assert cadence.due(103, unpersisted=False)  # crossed 100 within a chunk of updates
+    cadence.mark(103)
+    assert not cadence.due(150, unpersisted=True)  # data waits, but the period has not passed
+    now[0] = 5.0
+    assert cadence.due(150, unpersisted=True)
+    assert not cadence.due(150, unpersisted=False)
+
+
+def test_restarted_learner_acks_a_resent_batch_as_persisted_without_storing_it_twice(tmp_path):
+    cfg = small_cfg(backend="sb3_sac")
+    batches = one_episode_batches(cfg)
+    loop = LearnerLoop(cfg, SPEC, tmp_path, quiet=True)
+    acks = Acks("actor0")
+    for batch in batches:
+        assert loop.receive(batch, acks) is None
+    assert acks.received == [b.sequence for b in batches] and acks.persisted == []
+    path, persisted = loop.checkpoint()
+    assert path.exists() and persisted[0].persisted == [b.sequence for b in batches]
+    loop.close()
+
+    restarted = LearnerLoop(cfg, SPEC, tmp_path, quiet=True)
+    assert "resumed from" in restarted.resume()
+    resent = Acks("actor0")
+    restarted.receive(batches[0], resent)
+    assert resent.persisted == [batches[0].sequence] and resent.received == []
+    assert len(restarted.core.buffers.online) == sum(b.count for b in batches)
+    restarted.close()
+
+
+def test_a_rejected_batch_is_answered_with_its_reason_and_counted(tmp_path):
+    cfg = small_cfg(backend="sb3_sac")
+    (batch,) = one_episode_batches(cfg)
+    batch.observations[0, 0] = np.nan
+    loop = LearnerLoop(cfg, SPEC, tmp_path, quiet=True)
+    acks = Acks("actor0")
+    reason = loop.receive(batch, acks)
+    assert "NaN" in reason and acks.rejected == [batch.sequence] and acks.rejected_reasons == [reason]
+    assert loop.batches_rejected == 1 and len(loop.core.buffers.online) == 0
+    loop.close()
+
+
+def test_in_memory_loop_writes_no_checkpoint_but_still_acknowledges(tmp_path):
+    cfg = small_cfg(backend="sb3_sac")
+    loop = LearnerLoop(cfg, SPEC, tmp_path, persist=False, quiet=True)
+    acks = Acks("actor0")
+    for batch in one_episode_batches(cfg):
+        loop.receive(batch, acks)
+    path, persisted = loop.checkpoint()
+    assert path is None and persisted[0].persisted == acks.received
+    assert not (tmp_path / "checkpoints").exists()
+    loop.close()
