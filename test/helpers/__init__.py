@@ -1,2 +1,3 @@
-"""Code shared by the tests: core drivers (cores), pipeline runs (pipeline), message fixtures and
-the DDS publisher process (msg_fixtures, ros_publish, big_batch)."""
+"""Code shared by the tests: core drivers (cores), pipeline runs (pipeline), controller frames for
+the VR tests (vr_frames), message fixtures and the DDS publisher process (msg_fixtures, ros_publish,
+big_batch)."""

@@ -1,6 +1,5 @@
 """PickLiftEnv (gym-hil Panda pick-cube, state only)."""
 
-import time
 
 import numpy as np
 import pytest
@@ -88,15 +87,3 @@ def test_non_finite_action_is_safe(env):
     env.reset(seed=2)
     obs, *_ , info = env.step(np.array([np.nan, np.inf, -np.inf, 5.0], dtype=np.float32))
     assert np.all(np.isfinite(obs)) and np.all(np.isfinite(info["reward_terms"]))
-
-
-def test_speed(env):
-    env.reset(seed=0)
-    n, start = 200, time.perf_counter()
-    for _ in range(n):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            env.reset()
-    rate = n / (time.perf_counter() - start)
-    print(f"PickLiftEnv: {rate:.0f} steps/s")
-    assert rate > 20

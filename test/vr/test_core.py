@@ -2,7 +2,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import frame, hand
+
+from helpers.vr_frames import frame, hand
 from kuavo_vr_teleop.controller import ControllerFrame, HandState
 from kuavo_vr_teleop.mapping import EndEffectorDeltaMapping, KuavoArmsMapping, ToyAxesMapping
 from kuavo_vr_teleop.teleop_core import TeleopConfig, TeleopCore

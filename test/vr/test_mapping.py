@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from helpers import frame, hand
+
+from helpers.vr_frames import frame, hand
 from kuavo_vr_teleop.controller import ControllerFrame
 from kuavo_vr_teleop.mapping import (
     EndEffectorDeltaMapping,

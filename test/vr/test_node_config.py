@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from kuavo_rl.config import ConfigError, load_config
 from kuavo_vr_teleop.mapping import EndEffectorDeltaMapping, ToyAxesMapping
 from kuavo_vr_teleop.node import core_from_config, mapping_from_config

@@ -1,7 +1,8 @@
 import json
 
 import pytest
-from helpers import frame, hand
+
+from helpers.vr_frames import frame, hand
 from kuavo_vr_teleop.controller import ControllerFrame
 from kuavo_vr_teleop.sources import (
     OpenXRSource,

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 import rclpy  # noqa: E402  (the workspace is built by ./kuavo test; a missing build must fail, not skip)
-from helpers import frame, hand  # noqa: E402
+
+from helpers.vr_frames import frame, hand  # noqa: E402
+from kuavo_msgs.msg import Intervention  # noqa: E402
+from kuavo_rl import qos, topics  # noqa: E402
 from kuavo_rl.supervisor import write_params_file  # noqa: E402
 from kuavo_vr_teleop.sources import Recorder  # noqa: E402
 
-from kuavo_msgs.msg import Intervention  # noqa: E402
-from kuavo_rl import qos, topics  # noqa: E402
+pytestmark = pytest.mark.slow  # the VR node as a separate ROS process
 
 PKG = Path(__file__).resolve().parents[2] / "src" / "kuavo_vr_teleop"
 

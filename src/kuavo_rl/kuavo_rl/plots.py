@@ -28,20 +28,3 @@ def plot_learning_curve(path: str | Path, train: tuple[list, list], evaluation: 
     plt.close(fig)
     return Path(path)
 
-
-def plot_comparison(path: str | Path, curves: dict[str, tuple[list, list]], title: str,
-                    ylabel: str = "episode return") -> Path:
-    """One line per configuration (return against env steps), as the seed's team drew by hand."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for label, (x, y) in curves.items():
-        if x:
-            ax.plot(x, y, "-", label=label)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)

@@ -7,27 +7,9 @@ import numpy as np
 import yaml
 
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.envs import make_env
+from kuavo_rl.metrics import random_policy_return
 from kuavo_rl.plots import plot_learning_curve
-from kuavo_rl.reward import RewardShaper
 from kuavo_rl.run_log import episode_curve, read_rows
-
-
-def random_policy_return(cfg: ExperimentConfig, episodes: int = 3, seed: int = 12345) -> float:
-    """Mean shaped return of uniform random actions: the floor a learning curve must leave."""
-    env = make_env(cfg.env, seed=seed)
-    shaper = RewardShaper(cfg.reward, env.reward_term_names)
-    rng = np.random.default_rng(seed)
-    returns = []
-    for _ in range(episodes):
-        env.reset(seed=int(rng.integers(1 << 31)))
-        total, done = 0.0, False
-        while not done:
-            _, raw, terminated, truncated, info = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-            total += float(shaper(info["reward_terms"][None], np.array([raw]))[0])
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
 
 
 def summarise_run(run_dir: str | Path, cfg: ExperimentConfig, mode: str, wall_time_s: float,

@@ -10,9 +10,9 @@ cross-talk. Compared per run, on the shaped return both sides log:
 Both are also expressed as a task score, (R - R_random) / (R_optimal - R_random): 0 = uniform-random
 policy, 1 = optimal (toy task), so a difference reads as a share of the learnable range.
 
-Statistics: Welch's two-sided t-test (unequal variances; implemented here, scipy is not a
-dependency) gives the p-value; the effect size is Hedges' g (pooled-SD standardised mean difference,
-small-sample corrected).
+Statistics: Welch's two-sided t-test (unequal variances; scipy.stats.ttest_ind with
+equal_var=False) gives the p-value; the effect size is Hedges' g (pooled-SD standardised mean
+difference, small-sample corrected).
 
 Decision rule ("disagree" if either holds, for the final return or the AUC):
 1. material difference: |delta score| > MARGIN (0.10 for the final return, 0.15 for the AUC, whose
@@ -29,20 +29,19 @@ publishes; the check must then say "disagree".
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import random
 import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from kuavo_rl.config import load_config
-from kuavo_rl.progress import ProgressLine
+from kuavo_rl.diagnostics.pool import TaskOutcome, run_in_pool
+from kuavo_rl.metrics import normalised_auc, reference_returns, score_span
 
 FINAL_MARGIN = 0.10
 AUC_MARGIN = 0.15
@@ -50,58 +49,19 @@ ALPHA = 0.05
 
 
 # ---- statistics --------------------------------------------------------------------------------
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-14:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
 def welch_t_test(a, b) -> dict:
-    """Two-sided Welch t-test: {'t', 'df', 'p'}."""
+    """Two-sided Welch t-test: {'t', 'df', 'p'}. Fewer than 2 values on a side: all NaN. No spread on
+    either side (scipy gives NaN there): p = 0 if the means differ, else 1."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return {"t": math.nan, "df": math.nan, "p": math.nan}
-    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
-    diff = a.mean() - b.mean()
-    if va + vb == 0:
+    if a.var(ddof=1) / na + b.var(ddof=1) / nb == 0:
+        diff = a.mean() - b.mean()
         return {"t": math.inf if diff else 0.0, "df": math.nan, "p": 0.0 if diff else 1.0}
-    t = diff / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
-    p = betainc(df / 2.0, 0.5, df / (df + t * t))
-    return {"t": float(t), "df": float(df), "p": float(min(1.0, max(0.0, p)))}
+    from scipy.stats import ttest_ind
+    result = ttest_ind(a, b, equal_var=False)
+    return {"t": float(result.statistic), "df": float(result.df), "p": float(result.pvalue)}
 
 
 def hedges_g(a, b) -> float:
@@ -117,34 +77,32 @@ def hedges_g(a, b) -> float:
 
 
 # ---- runs --------------------------------------------------------------------------------------
-def _run_task(task: dict) -> tuple[str, str | None]:
-    """One run in a fresh process. Pipeline runs get their own DDS domain (and the fault, if any)."""
+def _run_task(task: dict) -> str:
+    """One run in a fresh pool process. Pipeline runs get their own DDS domain (and the fault, if any).
+    done.yaml is written last; a run that raises has none (the pool reports its traceback)."""
     run_dir = Path(task["run_dir"])
-    try:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True)
-        overrides = list(task["overrides"]) + [f"run.seed={task['seed']}"]
-        started = time.monotonic()
-        if task["side"] == "inprocess":
-            from kuavo_rl.inprocess import train_inprocess
-            cfg = load_config(task["config_file"], overrides, pipeline=True)
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            train_inprocess(cfg, run_dir, quiet=True)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    overrides = list(task["overrides"]) + [f"run.seed={task['seed']}"]
+    started = time.monotonic()
+    if task["side"] == "inprocess":
+        from kuavo_rl.inprocess import train_inprocess
+        cfg = load_config(task["config_file"], overrides, pipeline=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        train_inprocess(cfg, run_dir, quiet=True)
+    else:
+        os.environ["ROS_DOMAIN_ID"] = str(task["domain_id"])
+        if task.get("fault"):
+            os.environ["KUAVO_RL_FAULT"] = task["fault"]
         else:
-            os.environ["ROS_DOMAIN_ID"] = str(task["domain_id"])
-            if task.get("fault"):
-                os.environ["KUAVO_RL_FAULT"] = task["fault"]
-            else:
-                os.environ.pop("KUAVO_RL_FAULT", None)
-            from kuavo_rl.supervisor import run_pipeline
-            run_pipeline(run_dir, task["config_file"], overrides, timeout_s=task["timeout_s"], quiet=True)
-        (run_dir / "done.yaml").write_text(yaml.safe_dump(
-            {"side": task["side"], "seed": task["seed"], "fault": task.get("fault"),
-             "domain_id": task.get("domain_id"), "wall_time_s": round(time.monotonic() - started, 1)}))
-        return task["run_dir"], None
-    except Exception:
-        return task["run_dir"], traceback.format_exc()
+            os.environ.pop("KUAVO_RL_FAULT", None)
+        from kuavo_rl.supervisor import run_pipeline
+        run_pipeline(run_dir, task["config_file"], overrides, timeout_s=task["timeout_s"], quiet=True)
+    (run_dir / "done.yaml").write_text(yaml.safe_dump(
+        {"side": task["side"], "seed": task["seed"], "fault": task.get("fault"),
+         "domain_id": task.get("domain_id"), "wall_time_s": round(time.monotonic() - started, 1)}))
+    return task["run_dir"]
 
 
 def _curve(run_dir: Path, final_episodes: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -156,23 +114,6 @@ def _curve(run_dir: Path, final_episodes: int) -> tuple[np.ndarray, np.ndarray, 
     returns = np.array([r["return"] for r in rows])
     final = float(returns[-max(final_episodes, 1):].mean())
     return steps, returns, final
-
-
-def _auc(steps: np.ndarray, values: np.ndarray) -> float:
-    xs = np.unique(steps)
-    ys = np.array([values[steps == x].mean() for x in xs])
-    trapezoid = getattr(np, "trapezoid", None) or np.trapz
-    return float(trapezoid(ys, xs) / (xs[-1] - xs[0])) if len(xs) > 1 else float(ys[0])
-
-
-def _optimal_return(cfg) -> float | None:
-    if cfg.env.name != "toy":
-        return None
-    from kuavo_rl.envs import make_env
-    from kuavo_rl.reward import RewardShaper
-    env = make_env(cfg.env)
-    shaper = RewardShaper(cfg.reward, env.reward_term_names)
-    return float(shaper(np.zeros((1, len(env.reward_term_names)), np.float32), np.zeros(1))[0]) * cfg.env.episode_steps
 
 
 def compare_sides(inproc: dict[str, list[float]], pipe: dict[str, list[float]], span: float) -> dict:
@@ -196,7 +137,7 @@ def run_check(config_file: str | None = None, overrides: list[str] = (), seeds: 
               inprocess_dir=None) -> dict:
     """Train both sides, compare, write pipeline_check.md + pipeline_check.png; returns the result.
     In-process runs already finished in `inprocess_dir` (done.yaml) are reused."""
-    from kuavo_rl.cli import default_config_path
+    from kuavo_rl.launch_plan import default_config_path
     config_file = config_file or default_config_path()
     overrides = list(overrides)
     cfg = load_config(config_file, overrides, pipeline=True)  # ConfigError before anything starts
@@ -215,23 +156,24 @@ def run_check(config_file: str | None = None, overrides: list[str] = (), seeds: 
         task.update(config_file=config_file, overrides=overrides)
     tasks.sort(key=lambda t: t["side"] != "pipeline")  # the slower side first
     started = time.monotonic()
-    progress = ProgressLine(len(tasks), "pipeline-check", enabled=not quiet)
     errors = {}
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(max(1, min(jobs or os.cpu_count() or 1, len(tasks))), maxtasksperchild=1) as pool:
-        for n, (run_dir, error) in enumerate(pool.imap_unordered(_run_task, tasks), 1):
-            if error:
-                errors[run_dir] = error
-            progress.update(n, f"finished {run_dir}" + (" (FAILED)" if error else ""), force=True)
+
+    def finished(outcome: TaskOutcome) -> str:
+        run_dir = outcome.task["run_dir"]
+        if outcome.error:
+            errors[run_dir] = outcome.error
+        return f"finished {run_dir}" + (" (FAILED)" if outcome.error else "")
+
+    run_in_pool(_run_task, tasks, jobs=jobs, label="pipeline-check", on_done=finished, quiet=quiet)
     if errors:
         raise RuntimeError("pipeline-check runs failed:\n" + "\n".join(f"{k}:\n{v}" for k, v in errors.items()))
     sides = {"inprocess": [inprocess_dir / f"seed{k}" for k in range(seeds)],
              "pipeline": [out_dir / "pipeline" / f"seed{k}" for k in range(seeds)]}
     curves = {side: [_curve(d, cfg.actor.final_eval_episodes) for d in dirs] for side, dirs in sides.items()}
-    values = {side: {"final": [c[2] for c in cs], "auc": [_auc(c[0], c[1]) for c in cs]} for side, cs in curves.items()}
-    random_return = _random_shaped_return(cfg)
-    optimum = _optimal_return(cfg)
-    span = (optimum - random_return) if optimum is not None and optimum != random_return else abs(random_return) or 1.0
+    values = {side: {"final": [c[2] for c in cs], "auc": [normalised_auc(c[0], c[1]) for c in cs]}
+              for side, cs in curves.items()}
+    random_return, optimum = reference_returns(cfg)  # under the shaping both sides trained and logged
+    span = score_span(random_return, optimum) or abs(random_return) or 1.0
     stats = compare_sides(values["inprocess"], values["pipeline"], span)
     verdict = "agree" if all(s["agree"] for s in stats.values()) else "disagree"
     png = _plot(out_dir / "pipeline_check.png", curves, random_return, cfg)
@@ -247,11 +189,6 @@ def run_check(config_file: str | None = None, overrides: list[str] = (), seeds: 
     return result
 
 
-def _random_shaped_return(cfg) -> float:
-    from kuavo_rl.summary import random_policy_return
-    return random_policy_return(cfg)
-
-
 def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -263,8 +200,7 @@ def _plain(value):
 
 
 def _plot(path: Path, curves, random_return: float, cfg) -> Path:
-    import kuavo_rl.plots  # noqa: F401
-    import matplotlib.pyplot as plt
+    from kuavo_rl.plots import plt  # the headless backend
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colours = {"inprocess": "tab:blue", "pipeline": "tab:orange"}
     for side, runs in curves.items():

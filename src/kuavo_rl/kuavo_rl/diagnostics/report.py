@@ -39,6 +39,7 @@ import numpy as np
 import yaml
 
 from kuavo_rl.diagnostics.sweep import RunSpec, Study, Sweep
+from kuavo_rl.metrics import collapse_by_step, normalised_auc, task_score
 from kuavo_rl.run_log import read_rows
 
 MIN_EFFECT = 0.05
@@ -92,13 +93,6 @@ class ConfigResult:
         return self.spec.experiment()
 
 
-def _collapse(steps, values):
-    """Mean of the values logged at the same env step (final evaluations share one)."""
-    steps, values = np.asarray(steps, float), np.asarray(values, float)
-    xs = np.unique(steps)
-    return xs, np.array([values[steps == x].mean() for x in xs])
-
-
 def run_metrics(run_dir: Path, threshold: float) -> RunMetrics | None:
     done_path = run_dir / "done.yaml"
     if not done_path.is_file():
@@ -109,17 +103,15 @@ def run_metrics(run_dir: Path, threshold: float) -> RunMetrics | None:
         return None
     cfg_final = max(1, int(yaml.safe_load((run_dir / "config.yaml").read_text())["actor"]["final_eval_episodes"]))
     rand, opt = done["random_raw_return"], done["optimal_raw_return"]
-    span = (opt - rand) if opt is not None and opt != rand else None
 
     def score(raw):
-        return (np.asarray(raw, float) - rand) / span if span else np.asarray(raw, float)
+        return task_score(raw, rand, opt)
 
     steps = [r["env_steps"] for r in rows]
-    xs, ret = _collapse(steps, [r["return"] for r in rows])
-    _, sc = _collapse(steps, score([r["raw_return"] for r in rows]))
+    xs, ret = collapse_by_step(steps, [r["return"] for r in rows])
+    _, sc = collapse_by_step(steps, score([r["raw_return"] for r in rows]))
     final = rows[-cfg_final:]
-    trapezoid = getattr(np, "trapezoid", None) or np.trapz
-    auc = float(trapezoid(sc, xs) / (xs[-1] - xs[0])) if len(xs) > 1 else float(sc[0])
+    auc = normalised_auc(xs, sc)
     reached = [x for x, s in zip(xs, sc) if s >= threshold]
     tail = [s for x, s in zip(steps, score([r["raw_return"] for r in rows])) if x >= 0.75 * max(steps)]
     return RunMetrics(int(done["seed"]), float(np.mean([r["return"] for r in final])),
@@ -155,8 +147,7 @@ def _mean_curve(runs: list[RunMetrics], attr: str):
 
 
 def plot_study(path: Path, study: Study, configs: list[ConfigResult], attr: str, ylabel: str) -> Path:
-    import kuavo_rl.plots  # noqa: F401  (selects the headless backend)
-    import matplotlib.pyplot as plt
+    from kuavo_rl.plots import plt  # the headless backend
     panels: dict[str, list[ConfigResult]] = {}
     for c in configs:
         key = ", ".join(f"{k}={v}" for k, v in c.point.items() if k != study.compare) or "all"

@@ -13,7 +13,7 @@ Sweep file format::
         title: "Reward type"  # plot / report title
         variable: reward type # human label of the variable under study
         compare: reward.type  # grid key whose values are the lines of one panel (default: first key)
-        finding: reward_type  # optional: the SEED_FINDINGS.md finding this study tests (see report.py)
+        finding: reward_type  # optional: the seed finding this study tests (a key of report.FINDINGS)
         threshold: 0.9        # optional, overrides the top-level one
         seeds: [0, 1]
         set: {run.total_env_steps: 4000}          # study-wide overrides (dotted keys)
@@ -34,13 +34,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-import multiprocessing
 import os
 import re
 import shutil
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +46,9 @@ from typing import Any
 import yaml
 
 from kuavo_rl.config import ConfigError, ExperimentConfig, config_from_dict
-from kuavo_rl.progress import ProgressLine, format_duration
+from kuavo_rl.diagnostics.pool import TaskOutcome, pool_size, run_in_pool
+from kuavo_rl.metrics import reference_returns
+from kuavo_rl.progress import format_duration
 
 
 class SweepError(ConfigError):
@@ -250,22 +250,6 @@ def estimate_seconds(cfg: ExperimentConfig) -> float:
     return 8.0 + steps / 600.0 + updates / UPDATES_PER_S.get(cfg.algo.backend, 40.0)
 
 
-def reference_returns(cfg: ExperimentConfig) -> tuple[float, float | None]:
-    """(random-policy raw env return, optimal raw env return) of the task. The raw env reward is the
-    same for every reward shaping, so task scores compare across reward type, shift and scale."""
-    from kuavo_rl.config import RewardConfig
-    from kuavo_rl.summary import random_policy_return
-    raw_cfg = copy.deepcopy(cfg)
-    raw_cfg.reward = RewardConfig(type="env")
-    optimum = 0.0 if cfg.env.name == "toy" else None  # the toy env's raw reward is -mean err^2 <= 0
-    return random_policy_return(raw_cfg), optimum
-
-
-def _worker_init() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
-
-
 def run_one(spec: RunSpec, run_dir: str | Path, quiet: bool = True) -> dict:
     """Train one run into run_dir (wiped first) and write done.yaml last."""
     run_dir = Path(run_dir)
@@ -285,7 +269,7 @@ def run_one(spec: RunSpec, run_dir: str | Path, quiet: bool = True) -> dict:
     rows = read_rows(run_dir / "episodes.csv")
     evals = [r for r in rows if r.get("evaluation")]
     final = evals[-max(cfg.actor.final_eval_episodes, 1):]
-    random_raw, optimum_raw = reference_returns(cfg)
+    random_raw, optimum_raw = reference_returns(cfg, raw=True)  # raw env reward: comparable across shapings
     done = {
         "run_id": spec.run_id, "study": spec.study, "label": spec.label, "seed": spec.seed,
         "overrides": spec.overrides, "backend": cfg.algo.backend,
@@ -303,12 +287,10 @@ def run_one(spec: RunSpec, run_dir: str | Path, quiet: bool = True) -> dict:
     return done
 
 
-def _pool_task(args: tuple[RunSpec, str]) -> tuple[str, dict | None, str | None]:
+def _pool_task(args: tuple[RunSpec, str]) -> dict:
+    """One run in a pool process. If it raises, the run stays without done.yaml and reruns next time."""
     spec, run_dir = args
-    try:
-        return spec.run_id, run_one(spec, run_dir), None
-    except Exception:  # reported by the parent; the run stays without done.yaml and reruns next time
-        return spec.run_id, None, traceback.format_exc()
+    return run_one(spec, run_dir)
 
 
 @dataclass
@@ -328,7 +310,7 @@ def run_sweep(sweep: Sweep, runs_root: str | Path, jobs: int | None = None, only
     skipped = [r.run_id for r in runs if r not in todo]
     costs = {r.run_id: estimate_seconds(r.experiment()) for r in todo}
     todo.sort(key=lambda r: -costs[r.run_id])  # longest first: the pool's tail is short runs
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    jobs = pool_size(jobs, len(todo))
     runs_root.mkdir(parents=True, exist_ok=True)
     (runs_root / "sweep.yaml").write_text(yaml.safe_dump(
         {"name": sweep.name, "source": str(sweep.path) if sweep.path else None,
@@ -339,41 +321,21 @@ def run_sweep(sweep: Sweep, runs_root: str | Path, jobs: int | None = None, only
               f"on an idle machine); runs root {runs_root}", file=stream, flush=True)
     started = time.monotonic()
     executed, failed = [], {}
-    if todo:
-        progress = ProgressLine(len(todo), f"sweep {sweep.name}", stream=stream, enabled=not quiet)
-        context = multiprocessing.get_context("spawn")
-        pool = context.Pool(jobs, initializer=_worker_init, maxtasksperchild=1)
-        try:
-            results = pool.imap_unordered(_pool_task, [(r, str(r.dir(runs_root))) for r in todo])
-            last = ""
-            finished_cost = 0.0
 
-            def estimate() -> str:
-                """Remaining time from the per-run cost estimates, rescaled by the speed seen so far."""
-                remaining = sum(costs.values()) - finished_cost
-                ratio = (time.monotonic() - started) * jobs / finished_cost if finished_cost else 1.0
-                return f"estimated remaining {format_duration(remaining * ratio / jobs)}"
+    def finished(outcome: TaskOutcome) -> str:
+        run_id = outcome.task[0].run_id
+        if outcome.error is None:
+            executed.append(run_id)
+            done = outcome.result
+            final = done["final_eval_return"]
+            final_text = "n/a (no evaluation finished)" if final is None else f"{final:.2f}"
+            return f"done {run_id} (final eval return {final_text}, {done['wall_time_s']:.0f} s)"
+        failed[run_id] = outcome.error
+        if not quiet:
+            print(f"[sweep {sweep.name}] run {run_id} failed:\n{outcome.error}", file=stream, flush=True)
+        return f"FAILED {run_id}"
 
-            while len(executed) + len(failed) < len(todo):
-                try:
-                    run_id, done, error = results.next(timeout=5.0)
-                except multiprocessing.TimeoutError:
-                    progress.update(len(executed) + len(failed), f"{estimate()} | {last}" if last else estimate())
-                    continue
-                finished_cost += costs[run_id]
-                if error is None:
-                    executed.append(run_id)
-                    last = f"done {run_id} (final eval return {done['final_eval_return']:.2f}, {done['wall_time_s']:.0f} s)"
-                else:
-                    failed[run_id] = error
-                    last = f"FAILED {run_id}"
-                    if not quiet:
-                        print(f"[sweep {sweep.name}] run {run_id} failed:\n{error}", file=stream, flush=True)
-                progress.update(len(executed) + len(failed), f"{estimate()} | {last}", force=True)
-            pool.close()
-        except BaseException:
-            pool.terminate()  # interrupted: unfinished runs have no done.yaml and rerun next time
-            raise
-        finally:
-            pool.join()
+    # interrupted: the pool is terminated, unfinished runs have no done.yaml and rerun next time
+    run_in_pool(_pool_task, [(r, str(r.dir(runs_root))) for r in todo], jobs=jobs, label=f"sweep {sweep.name}",
+                costs=[costs[r.run_id] for r in todo], on_done=finished, quiet=quiet, stream=stream)
     return SweepResult(executed, skipped, failed, time.monotonic() - started)
