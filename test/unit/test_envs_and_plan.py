@@ -60,3 +60,19 @@ def test_every_node_entry_point_is_installed(repo):
     for spec in NODES.values():
         setup_py = (repo / "src" / spec.package / "setup.py").read_text()
         assert f"{spec.executable} = {spec.module}:main" in setup_py
+
+
+def test_cli_refuses_both_env_and_config(capsys, repo):
+    from kuavo_rl.cli import main
+    assert main(["train", "--env", "pick_lift", "--config", str(repo / "config" / "toy_mse.yaml")]) == 2
+    assert "either --env" in capsys.readouterr().err
+
+
+def test_cli_offers_every_command_and_env(capsys):
+    from kuavo_rl.cli import build_parser
+    text = build_parser().format_help()
+    assert all(command in text for command in ("train", "sweep", "pipeline-check"))
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    train_help = capsys.readouterr().out
+    assert all(name in train_help for name in ENVS)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kuavo_rl.algos.base import ActorPolicy, decode_weights
+from kuavo_rl.algos.base import ActorPolicy, decode_weights, updates_owed
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.protocol import ActionDecision, InterventionInput, StepBatch, StepObservation
 
@@ -219,8 +219,8 @@ class ActorCore:
         if not self.cfg.actor.sync_with_learner or self.cfg.env.timing != "lockstep":
             return False
         algo = self.cfg.algo
-        if self.env_steps < algo.learning_starts:
+        owed = updates_owed(algo, self.env_steps)
+        if owed == 0:
             return False
-        owed = algo.utd_ratio * (self.env_steps - algo.learning_starts + 1)
         lag_limit = 2 * (self.cfg.learner.publish_weights_every_updates + self.cfg.actor.batch_transitions * algo.utd_ratio)
         return owed - self.learner_updates > lag_limit

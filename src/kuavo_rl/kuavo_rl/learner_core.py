@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from kuavo_rl.algos import make_backend
-from kuavo_rl.algos.base import WEIGHTS_FORMAT, Backend, TrainBatch, encode_weights
+from kuavo_rl.algos.base import WEIGHTS_FORMAT, Backend, TrainBatch, encode_weights, updates_owed
 from kuavo_rl.buffer import RLPDBuffers
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.protocol import StepBatch, TransitionArrays
@@ -148,11 +148,7 @@ class LearnerCore:
     # ---- updates -------------------------------------------------------------------------
     def updates_due(self) -> int:
         """Updates owed at the configured update-to-data ratio, counted from learning_starts."""
-        algo = self.cfg.algo
-        if self.env_steps < max(algo.learning_starts, 1):
-            return 0
-        target = algo.utd_ratio * (self.env_steps - algo.learning_starts + 1)
-        return max(0, target - self.updates)
+        return max(0, updates_owed(self.cfg.algo, self.env_steps) - self.updates)
 
     def train_step(self) -> dict[str, float]:
         sample = self.buffers.sample(self.cfg.algo.batch_size, self.rng)

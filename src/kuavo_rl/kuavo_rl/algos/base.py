@@ -64,6 +64,14 @@ class ActorPolicy(ABC):
         """(obs_dim,) -> (act_dim,) in [-1, 1]."""
 
 
+def updates_owed(algo: AlgoConfig, env_steps: int) -> int:
+    """Gradient updates owed after `env_steps` training steps at the configured update-to-data ratio,
+    counted from learning_starts (the learner's schedule; the actor paces itself by it)."""
+    if env_steps < max(algo.learning_starts, 1):
+        return 0
+    return algo.utd_ratio * (env_steps - algo.learning_starts + 1)
+
+
 def encode_weights(state: dict[str, torch.Tensor]) -> tuple[bytes, str]:
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in state.items()}, buffer)
