@@ -30,8 +30,10 @@ def nodes(context):
     if vr:
         overrides += vr_overrides(arg("vr_source"), arg("vr_replay_file"))
     parameters = node_parameters(arg("config") or default_config_path(env), overrides, arg("run_dir"))
+    # The learner writes its last checkpoint on SIGINT; a loaded machine needs more than launch's 5 s.
     launched = {spec.role: Node(package=spec.package, executable=spec.executable, name=spec.node_name,
-                                output="screen", parameters=[parameters]) for spec in plan_nodes(vr)}
+                                output="screen", parameters=[parameters], sigterm_timeout="30")
+                for spec in plan_nodes(vr)}
     actor_done = RegisterEventHandler(OnProcessExit(
         target_action=launched["actor"], on_exit=[EmitEvent(event=Shutdown(reason="actor finished"))]))
     return [*launched.values(), actor_done]
