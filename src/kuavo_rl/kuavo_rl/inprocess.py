@@ -44,8 +44,7 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
             for batch in batches:
                 loop.receive(batch, acks)
             _deliver(actor, run_id, [acks, *loop.checkpoint()[1]])
-        for _ in range(loop.core.updates_due()):
-            loop.train(max_updates=1)
+        while loop.train(max_updates=1):  # one at a time: weights may be due after any update
             if loop.core.weights_due():
                 version, data, checksum = loop.core.export_weights()
                 actor.on_weights(version, loop.core.updates, cfg.algo.backend, data, checksum, run_id)

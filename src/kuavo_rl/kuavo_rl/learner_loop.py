@@ -137,9 +137,12 @@ class LearnerLoop:
         return self.cadence.due(self.core.updates, self.ledger.pending)
 
     def checkpoint(self) -> tuple[Path | None, list[Acks]]:
-        """Persist everything (atomically) and return the persisted acks for every actor."""
-        path = save_checkpoint(self.core.state_dict(), self.checkpoint_dir) if self.checkpoint_dir else None
-        self.log.flush()
+        """Persist everything (atomically) and return the persisted acks for every actor. In memory
+        mode nothing is written: the acks alone (this runs after every batch in-process)."""
+        path = None
+        if self.checkpoint_dir is not None:
+            path = save_checkpoint(self.core.state_dict(), self.checkpoint_dir)
+            self.log.flush()  # the logs on disk then match the checkpoint
         self.cadence.mark(self.core.updates)
         return path, self.ledger.persisted()
 

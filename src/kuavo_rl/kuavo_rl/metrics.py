@@ -17,6 +17,8 @@ import copy
 import numpy as np
 
 from kuavo_rl.config import ExperimentConfig, RewardConfig
+from kuavo_rl.envs import env_spec, make_env
+from kuavo_rl.reward import RewardShaper
 
 
 def raw_reward_config(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -28,8 +30,6 @@ def raw_reward_config(cfg: ExperimentConfig) -> ExperimentConfig:
 
 def random_policy_return(cfg: ExperimentConfig, episodes: int = 3, seed: int = 12345) -> float:
     """Mean shaped return (under cfg.reward) of uniform random actions: the floor a learning curve must leave."""
-    from kuavo_rl.envs import make_env
-    from kuavo_rl.reward import RewardShaper
     env = make_env(cfg.env, seed=seed)
     shaper = RewardShaper(cfg.reward, env.reward_term_names)
     rng = np.random.default_rng(seed)
@@ -50,11 +50,9 @@ def optimal_return(cfg: ExperimentConfig) -> float | None:
     reward 0); None for other tasks, whose optimum is not known."""
     if cfg.env.name != "toy":
         return None
-    from kuavo_rl.envs import make_env
-    from kuavo_rl.reward import RewardShaper
-    env = make_env(cfg.env)
-    shaper = RewardShaper(cfg.reward, env.reward_term_names)
-    return float(shaper(np.zeros((1, len(env.reward_term_names)), np.float32), np.zeros(1))[0]) * cfg.env.episode_steps
+    terms = env_spec(cfg.env).reward_term_names
+    shaper = RewardShaper(cfg.reward, terms)
+    return float(shaper(np.zeros((1, len(terms)), np.float32), np.zeros(1))[0]) * cfg.env.episode_steps
 
 
 def reference_returns(cfg: ExperimentConfig, raw: bool = False) -> tuple[float, float | None]:

@@ -19,9 +19,9 @@ from kuavo_msgs.srv import SaveCheckpoint
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import acks_to_msg, batch_from_msg, to_array
 from kuavo_rl.envs import env_spec
-from kuavo_rl.learner_loop import Acks, LearnerLoop
+from kuavo_rl.learner_loop import LearnerLoop
 from kuavo_rl.nodes.common import load_node_config, run_node
-from kuavo_rl.protocol import BatchError
+from kuavo_rl.protocol import Acks, BatchError
 
 # Updates per pass of the training thread: small chunks keep acks and weights prompt.
 UPDATES_PER_PASS = 10
