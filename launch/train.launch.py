@@ -8,14 +8,15 @@ Without `ros2 launch` (PyPI-wheel installs): `kuavo-rl train` runs the same node
 parameters (both follow kuavo_rl.launch_plan). The launch ends when the actor has finished its env
 steps and final evaluation.
 """
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch_ros.actions import Node
 
 from kuavo_rl.config import VR_SOURCES
 from kuavo_rl.envs.registry import ENVS
-from kuavo_rl.launch_plan import default_config_path, node_parameters, plan_nodes, vr_overrides
+from kuavo_rl.launch_plan import (default_config_path, discovery_environment, fresh_run_dir, node_parameters,
+                                  plan_nodes, prepare_run, vr_overrides)
 from launch import LaunchDescription
 
 
@@ -29,14 +30,17 @@ def nodes(context):
         overrides.append(f"algo.backend={arg('algo')}")
     if vr:
         overrides += vr_overrides(arg("vr_source"), arg("vr_replay_file"))
-    parameters = node_parameters(arg("config") or default_config_path(env), overrides, arg("run_dir"))
+    run_dir = arg("run_dir") or fresh_run_dir()
+    prepare_run(run_dir)  # the run key that signs every message between the nodes
+    parameters = node_parameters(arg("config") or default_config_path(env), overrides, run_dir)
     # The learner writes its last checkpoint on SIGINT; a loaded machine needs more than launch's 5 s.
     launched = {spec.role: Node(package=spec.package, executable=spec.executable, name=spec.node_name,
                                 output="screen", parameters=[parameters], sigterm_timeout="30")
                 for spec in plan_nodes(vr)}
     actor_done = RegisterEventHandler(OnProcessExit(
         target_action=launched["actor"], on_exit=[EmitEvent(event=Shutdown(reason="actor finished"))]))
-    return [*launched.values(), actor_done]
+    discovery = [SetEnvironmentVariable(name, value) for name, value in discovery_environment().items()]
+    return [*discovery, *launched.values(), actor_done]
 
 
 def generate_launch_description():
@@ -49,6 +53,7 @@ def generate_launch_description():
         DeclareLaunchArgument("vr_source", default_value="openxr", description=" | ".join(VR_SOURCES)),
         DeclareLaunchArgument("vr_replay_file", default_value="", description="recording for vr_source:=replay"),
         DeclareLaunchArgument("set", default_value="", description="space-separated section.key=value overrides"),
-        DeclareLaunchArgument("run_dir", default_value="runs/launch", description="logs and checkpoints"),
+        DeclareLaunchArgument("run_dir", default_value="", description="logs, checkpoints and the run key; "
+                              "empty = a new runs/launch-<time> (an existing directory is resumed)"),
         OpaqueFunction(function=nodes),
     ])

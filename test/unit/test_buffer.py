@@ -26,13 +26,14 @@ def test_interventions_go_to_both_buffers_and_batches_follow_the_ratio():
     buffers = RLPDBuffers(1000, 1000, 3, 2, offline_ratio=0.25)
     rng = np.random.default_rng(0)
     buffers.add(transitions(0, 100))
-    assert buffers.sample(64, rng).intervention.sum() == 0  # no offline data yet: all online
+    sample, n_offline = buffers.sample(64, rng)
+    assert sample.intervention.sum() == 0 and n_offline == 0  # no offline data yet: all online
     buffers.add(transitions(100, 10, intervention=True))
     assert len(buffers.online) == 110 and len(buffers.offline) == 10
     assert set(buffers.offline.contents().sequences.tolist()) == set(range(100, 110))
-    batch = buffers.sample(256, rng)
-    assert len(batch) == 256
-    assert abs(batch.intervention.mean() - (0.25 + 0.75 * 10 / 110)) < 0.08
+    batch, n_offline = buffers.sample(256, rng)
+    assert len(batch) == 256 and n_offline == 64  # the logged offline share is 0.25, as configured
+    assert abs(batch.intervention.mean() - (0.25 + 0.75 * 10 / 110)) < 0.08  # takeovers also come from online
 
 
 def test_state_dict_round_trip():

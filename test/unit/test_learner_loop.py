@@ -18,14 +18,14 @@ def one_episode_batches(cfg):
 
 def test_ledger_persists_only_what_a_checkpoint_holds():
     ledger = AckLedger()
-    assert ledger.on_ingested("a", 0, duplicate=False) is False
-    assert ledger.on_ingested("a", 1, duplicate=False) is False
-    assert ledger.on_ingested("a", 1, duplicate=True) is False  # a resend before the checkpoint: still waiting
+    a = ("a", "process-1")
+    assert ledger.on_ingested(a, 0, duplicate=False) is False
+    assert ledger.on_ingested(a, 1, duplicate=False) is False
+    assert ledger.on_ingested(a, 1, duplicate=True) is False  # a resend before the checkpoint: still waiting
     assert ledger.pending
-    (acks,) = ledger.persisted()
-    assert (acks.actor_id, acks.persisted) == ("a", [0, 1])
-    assert not ledger.pending and ledger.persisted() == []
-    assert ledger.on_ingested("a", 0, duplicate=True) is True  # already in the checkpoint: persisted at once
+    assert ledger.persisted() == {a: [0, 1]}
+    assert not ledger.pending and ledger.persisted() == {}
+    assert ledger.on_ingested(a, 0, duplicate=True) is True  # already in the checkpoint: persisted at once
 
 
 def test_cadence_every_n_updates_and_on_a_period_while_data_waits():
@@ -44,7 +44,7 @@ def test_restarted_learner_acks_a_resent_batch_as_persisted_without_storing_it_t
     cfg = small_cfg(backend="sb3_sac")
     batches = one_episode_batches(cfg)
     loop = LearnerLoop(cfg, SPEC, tmp_path, quiet=True)
-    acks = Acks("actor0")
+    acks = Acks("actor0", batches[0].actor_incarnation)
     for batch in batches:
         assert loop.receive(batch, acks) is None
     assert acks.received == [b.sequence for b in batches] and acks.persisted == []
@@ -54,7 +54,7 @@ def test_restarted_learner_acks_a_resent_batch_as_persisted_without_storing_it_t
 
     restarted = LearnerLoop(cfg, SPEC, tmp_path, quiet=True)
     assert "resumed from" in restarted.resume()
-    resent = Acks("actor0")
+    resent = Acks("actor0", batches[0].actor_incarnation)
     restarted.receive(batches[0], resent)
     assert resent.persisted == [batches[0].sequence] and resent.received == []
     assert len(restarted.core.buffers.online) == sum(b.count for b in batches)
@@ -66,7 +66,7 @@ def test_a_rejected_batch_is_answered_with_its_reason_and_counted(tmp_path):
     (batch,) = one_episode_batches(cfg)
     batch.observations[0, 0] = np.nan
     loop = LearnerLoop(cfg, SPEC, tmp_path, quiet=True)
-    acks = Acks("actor0")
+    acks = Acks("actor0", batches[0].actor_incarnation)
     reason = loop.receive(batch, acks)
     assert "NaN" in reason and acks.rejected == [batch.sequence] and acks.rejected_reasons == [reason]
     assert loop.batches_rejected == 1 and len(loop.core.buffers.online) == 0
@@ -76,7 +76,7 @@ def test_a_rejected_batch_is_answered_with_its_reason_and_counted(tmp_path):
 def test_in_memory_loop_writes_no_checkpoint_but_still_acknowledges(tmp_path):
     cfg = small_cfg(backend="sb3_sac")
     loop = LearnerLoop(cfg, SPEC, tmp_path, persist=False, quiet=True)
-    acks = Acks("actor0")
+    acks = Acks("actor0", batches[0].actor_incarnation)
     for batch in one_episode_batches(cfg):
         loop.receive(batch, acks)
     path, persisted = loop.checkpoint()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from kuavo_rl.algos.base import ActorPolicy, decode_weights, updates_owed
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.protocol import ActionDecision, InterventionInput, StepBatch, StepObservation
+from kuavo_rl.protocol import Acks, ActionDecision, InterventionInput, StepBatch, StepObservation
 
 log = logging.getLogger("kuavo_rl.actor")
 
@@ -43,12 +44,15 @@ class ActorCore:
         self.reward_term_names = tuple(reward_term_names)
         self.policy = policy
         self.actor_id = actor_id
+        # This process: a restarted actor numbers its batches from 0 again as a new sender.
+        self.incarnation = uuid.uuid4().hex[:12]
         self.clock = clock
         self.rng = np.random.default_rng(cfg.run.seed + 1)
         self.policy_version = 0
         self.learner_updates = 0
         self.learner_run_id: str | None = None
-        self.env_steps = 0  # training transitions produced
+        self.env_steps = 0  # training transitions produced by this process
+        self.earlier_env_steps = 0  # ... and by earlier processes of this actor_id (the learner says)
         self.next_transition_sequence = 0
         self.next_batch_sequence = 0
         self.pending_rows: list[dict] = []
@@ -68,27 +72,40 @@ class ActorCore:
         A restarted learner counts versions from its checkpoint, so a new run id accepts any version."""
         if backend != self.policy.backend_name:
             raise WeightsRejected(f"weights from backend {backend}, actor runs {self.policy.backend_name}")
-        new_run = self._observe_learner_run(learner_run_id)
-        if version <= self.policy_version and not new_run:
-            raise WeightsRejected(f"weights version {version} is not newer than {self.policy_version}")
+        new_run = bool(learner_run_id) and learner_run_id != self.learner_run_id
+        if not new_run:
+            if version <= self.policy_version:
+                raise WeightsRejected(f"weights version {version} is not newer than {self.policy_version}")
+            if version - self.policy_version > self.cfg.actor.max_weights_version_jump:
+                raise WeightsRejected(f"weights version {version} jumps more than actor.max_weights_version_jump="
+                                      f"{self.cfg.actor.max_weights_version_jump} past {self.policy_version}")
         try:
             state = decode_weights(data, checksum)
             self.policy.load_actor_state_dict(state)
         except Exception as error:  # a corrupt payload must never take the actor down
             self.stats.weights_rejected += 1
             raise WeightsRejected(f"weights version {version} rejected: {error}") from error
+        self._observe_learner_run(learner_run_id)
         self.policy_version = version
         self.learner_updates = learner_step
 
     def on_intervention(self, intervention: InterventionInput) -> None:
+        """A takeover, e-stop or e-stop reset. The e-stop latches before anything is checked, from
+        anyone: stopping is always safe. Everything else needs a signed message of this run, and
+        only the operator's explicit reset clears the latch (losing the VR link never does)."""
+        if intervention.estop:
+            self.estopped = True
+            self.intervention = None
+            return
+        if not intervention.authenticated:
+            raise ValueError("takeover or reset not signed by this run's VR node")
+        if intervention.estop_reset:
+            self.estopped = False
         if intervention.active and len(intervention.action) != self.action_dim:
             raise ValueError(f"intervention action has {len(intervention.action)} dims, env expects {self.action_dim}")
         if intervention.active and not np.all(np.isfinite(intervention.action)):
             raise ValueError("intervention action contains NaN/inf")
         self.intervention = intervention
-        # An operator e-stop latches here too: losing the VR link must not hand control back to the
-        # policy. Only an explicit message without the e-stop (the operator's reset) clears it.
-        self.estopped = intervention.estop
 
     def _observe_learner_run(self, learner_run_id: str) -> bool:
         """True when a learner restart is seen: whatever it had not persisted is gone, so resend it."""
@@ -103,13 +120,21 @@ class ActorCore:
         self.learner_run_id = learner_run_id
         return restarted
 
-    def on_ack(self, learner_run_id: str, received: list[int], persisted: list[int], rejected: list[int]) -> None:
+    def on_ack(self, learner_run_id: str, acks: Acks) -> None:
+        if (acks.actor_id, acks.incarnation) != (self.actor_id, self.incarnation):
+            return  # for another actor, or for an earlier process of this one
         self._observe_learner_run(learner_run_id)
-        for seq in received:
+        self.earlier_env_steps = max(self.earlier_env_steps, int(acks.earlier_env_steps))
+        for seq in acks.received:
             if seq in self.unacked:
                 self.unacked[seq].received = True
-        for seq in list(persisted) + list(rejected):
+        for seq in list(acks.persisted) + list(acks.rejected):
             self.unacked.pop(seq, None)
+
+    @property
+    def run_env_steps(self) -> int:
+        """Training steps of this actor_id over all its processes (a restart continues the run)."""
+        return self.earlier_env_steps + self.env_steps
 
     # ---- the step protocol ------------------------------------------------------------------
     @property
@@ -126,13 +151,25 @@ class ActorCore:
         if self.estopped:  # hold (zero action); not a demonstration, so not flagged as intervention
             return ActionDecision(obs.episode_id, obs.step_index, np.zeros(self.action_dim, np.float32))
         iv = self._fresh_intervention()
-        if iv is not None and iv.active and not self.episode_is_eval:
+        if iv is not None and iv.active:
+            if self.episode_is_eval:
+                self._preempt_evaluation()
             return ActionDecision(obs.episode_id, obs.step_index, np.asarray(iv.action, np.float32).copy(), True)
-        if self.env_steps < self.cfg.algo.learning_starts and not self.episode_is_eval:
+        warming_up = self.policy_version == 0 and self.run_env_steps < self.cfg.algo.learning_starts
+        if warming_up and not self.episode_is_eval:
             action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
         else:
             action = self.policy.act(obs.observation, deterministic=self.episode_is_eval)
         return ActionDecision(obs.episode_id, obs.step_index, np.clip(action, -1.0, 1.0).astype(np.float32))
+
+    def _preempt_evaluation(self) -> None:
+        """The operator took over an evaluation episode: it becomes a training episode (its return
+        says nothing about the policy alone), and its transitions so far are trained on too."""
+        log.info("takeover during evaluation episode: it no longer counts as an evaluation")
+        self.episode_is_eval = False
+        for row in self.pending_rows:
+            row["evaluation"] = False
+        self.env_steps += len(self.pending_rows)  # all of this episode's: episodes end with a flush
 
     def _start_episode(self) -> None:
         self.stats.episodes += 1
@@ -146,6 +183,9 @@ class ActorCore:
             return None  # e.g. the env resending its last observation while the last acks arrive
         if obs.observation.shape != (self.observation_dim,):
             raise ValueError(f"observation has shape {obs.observation.shape}, expected ({self.observation_dim},)")
+        if obs.reward_terms.shape != (len(self.reward_term_names),):
+            raise ValueError(f"observation has {obs.reward_terms.size} reward terms, expected "
+                             f"{len(self.reward_term_names)} {list(self.reward_term_names)}")
         reset = ActionDecision(obs.episode_id, obs.step_index, np.zeros(self.action_dim, np.float32), reset=True)
         if obs.step_index == 0:
             self._start_episode()
@@ -183,7 +223,7 @@ class ActorCore:
         if self.episode_is_eval and self.final_eval_left is not None:
             self.stats.final_eval_returns.append(self.episode_return)
             self.final_eval_left -= 1
-        if self.final_eval_left is None and self.env_steps >= self.cfg.run.total_env_steps:
+        if self.final_eval_left is None and self.run_env_steps >= self.cfg.run.total_env_steps:
             self.final_eval_left = self.cfg.actor.final_eval_episodes
         self.flush()
 
@@ -193,7 +233,7 @@ class ActorCore:
         if not self.pending_rows:
             return None
         batch = StepBatch.from_rows(self.actor_id, self.next_batch_sequence, self.observation_dim, self.action_dim,
-                                    self.reward_term_names, self.pending_rows)
+                                    self.reward_term_names, self.pending_rows, self.incarnation)
         self.pending_rows = []
         self.unacked[batch.sequence] = _Unacked(batch, sent_at=-np.inf)
         self.next_batch_sequence += 1
@@ -219,7 +259,7 @@ class ActorCore:
         if not self.cfg.actor.sync_with_learner or self.cfg.env.timing != "lockstep":
             return False
         algo = self.cfg.algo
-        owed = updates_owed(algo, self.env_steps)
+        owed = updates_owed(algo, self.run_env_steps)
         if owed == 0:
             return False
         lag_limit = 2 * (self.cfg.learner.publish_weights_every_updates + self.cfg.actor.batch_transitions * algo.utd_ratio)

@@ -80,12 +80,13 @@ class RLPDBuffers:
         if batch.intervention.any():
             self.offline.add(batch.select(batch.intervention))
 
-    def sample(self, n: int, rng: np.random.Generator) -> TransitionArrays:
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[TransitionArrays, int]:
+        """`n` transitions, the first from the online buffer, the last `n_offline` from the offline one."""
         n_offline = int(round(n * self.offline_ratio)) if len(self.offline) > 0 else 0
         parts = [self.online.sample(n - n_offline, rng)]
         if n_offline:
             parts.append(self.offline.sample(n_offline, rng))
-        return TransitionArrays.concatenate(parts)
+        return TransitionArrays.concatenate(parts), n_offline
 
     def state_dict(self) -> dict:
         return {"online": self.online.state_dict(), "offline": self.offline.state_dict()}

@@ -35,11 +35,17 @@ def observation_to_msg(msg, obs: StepObservation, reward_term_names, stamp=None)
     return msg
 
 
-def observation_from_msg(msg) -> StepObservation:
+def observation_from_msg(msg, observation_dim: int | None = None,
+                         reward_term_names: tuple[str, ...] | None = None) -> StepObservation:
+    """Rebuild a StepObservation, checking it against the expected sizes and reward terms."""
     observation = from_array(msg.observation, np.float32).copy()
     terms = from_array(msg.reward_terms, np.float32).copy()
     if len(terms) != len(msg.reward_term_names):
         raise ValueError(f"observation has {len(terms)} reward terms but {len(msg.reward_term_names)} names")
+    if observation_dim is not None and observation.shape != (observation_dim,):
+        raise ValueError(f"observation has {observation.size} values, expected {observation_dim}")
+    if reward_term_names is not None and tuple(msg.reward_term_names) != tuple(reward_term_names):
+        raise ValueError(f"observation has reward terms {list(msg.reward_term_names)}, expected {list(reward_term_names)}")
     if not (np.all(np.isfinite(observation)) and np.all(np.isfinite(terms)) and np.isfinite(msg.raw_reward)):
         raise ValueError("observation contains NaN/inf")
     return StepObservation(msg.episode_id, msg.step_index, observation, terms, msg.raw_reward,
@@ -68,6 +74,7 @@ def action_from_msg(msg, action_dim: int) -> ActionDecision:
 # ---- transitions -----------------------------------------------------------------------------
 def batch_to_msg(msg, batch: StepBatch):
     msg.actor_id, msg.sequence, msg.count = batch.actor_id, int(batch.sequence), int(batch.count)
+    msg.actor_incarnation = batch.actor_incarnation
     msg.observation_dim, msg.action_dim = int(batch.observation_dim), int(batch.action_dim)
     msg.reward_term_names = list(batch.reward_term_names)
     msg.transition_sequences = to_array(batch.transition_sequences, np.uint64)
@@ -104,17 +111,24 @@ def batch_from_msg(msg) -> StepBatch:
         raw_rewards=from_array(msg.raw_rewards, np.float32),
         terminated=np.array(msg.terminated, bool), truncated=np.array(msg.truncated, bool),
         intervention=np.array(msg.intervention, bool), evaluation=np.array(msg.evaluation, bool),
-        policy_version=from_array(msg.policy_version, np.uint64),
+        policy_version=from_array(msg.policy_version, np.uint64), actor_incarnation=msg.actor_incarnation,
     )
 
 
 def acks_to_msg(msg, acks: Acks, learner_run_id: str):
     msg.actor_id, msg.learner_run_id = acks.actor_id, learner_run_id
+    msg.actor_incarnation, msg.earlier_env_steps = acks.incarnation, int(acks.earlier_env_steps)
     msg.received, msg.persisted, msg.rejected = list(acks.received), list(acks.persisted), list(acks.rejected)
     msg.rejected_reasons = list(acks.rejected_reasons)
     return msg
 
 
+def acks_from_msg(msg) -> Acks:
+    return Acks(msg.actor_id, msg.actor_incarnation, int(msg.earlier_env_steps), list(msg.received),
+                list(msg.persisted), list(msg.rejected), list(msg.rejected_reasons))
+
+
 # ---- operator ----------------------------------------------------------------------------------
-def intervention_from_msg(msg, received_at: float) -> InterventionInput:
-    return InterventionInput(bool(msg.active), from_array(msg.action, np.float32).copy(), received_at, bool(msg.estop))
+def intervention_from_msg(msg, received_at: float, authenticated: bool = True) -> InterventionInput:
+    return InterventionInput(bool(msg.active), from_array(msg.action, np.float32).copy(), received_at,
+                             bool(msg.estop), bool(msg.estop_reset), authenticated)

@@ -84,6 +84,10 @@ class LearnerConfig:
     resume: bool = True  # continue from <run.run_dir>/checkpoints/latest.pt when it exists
     status_period_s: float = 1.0
     torch_threads: int = 1
+    # Bounded inputs: a larger batch is refused (one batch must not flush the online buffer), and
+    # so is any observation, action or reward term beyond this magnitude (it would blow up the critic).
+    max_batch_transitions: int = 10_000
+    max_abs_value: float = 1e6
 
 
 @dataclass
@@ -95,6 +99,9 @@ class ActorConfig:
     sync_with_learner: bool = True  # lockstep only: pause when the learner falls behind (reproducible UTD)
     actor_id: str = "actor0"  # names this actor's batches to the learner; unique per actor
     resend_after_s: float = 2.0  # resend a batch the learner has not acknowledged as received after this long
+    # Weights more than this many versions ahead of the current ones are refused (a learner publishes
+    # one version per learner.publish_weights_every_updates): a bogus huge version would freeze the policy.
+    max_weights_version_jump: int = 1000
 
 
 @dataclass
@@ -103,6 +110,9 @@ class RunConfig:
     seed: int = 0
     run_dir: str = "runs/default"  # logs, checkpoints, plots (the CLI sets runs/<time>-<backend>-dim<N>)
     progress_line: bool = True  # a periodic status line (env steps, rate, ETA) on stderr
+    # The run key that signs every message between the nodes ("" = <run_dir>/run.key, created at
+    # start). A node on a second machine of the same run needs a copy of this file.
+    key_file: str = ""
 
 
 @dataclass
@@ -308,6 +318,11 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
         _require(algo.part_lr(part) > 0, f"algo.{part}_lr must be > 0")
     _require(cfg.run.total_env_steps >= 1, "run.total_env_steps must be >= 1")
     _require(cfg.actor.batch_transitions >= 1, "actor.batch_transitions must be >= 1")
+    _require(cfg.actor.batch_transitions <= cfg.learner.max_batch_transitions,
+             f"actor.batch_transitions ({cfg.actor.batch_transitions}) must be <= learner.max_batch_transitions "
+             f"({cfg.learner.max_batch_transitions}), or the learner refuses every batch")
+    _require(cfg.learner.max_abs_value > 0 and cfg.actor.max_weights_version_jump >= 1,
+             "learner.max_abs_value must be > 0 and actor.max_weights_version_jump >= 1")
     _check_backend_can_honour(cfg)
 
 

@@ -28,12 +28,17 @@ class EnvStepper:
         c = self.current
         return c is not None and (decision.episode_id, decision.step_index) == (c.episode_id, c.step_index)
 
+    def check(self, decision: ActionDecision) -> None:
+        """Raise ValueError for a decision that cannot be applied (a step after the episode ended)."""
+        c = self.current
+        if c is not None and not decision.reset and (c.terminated or c.truncated):
+            raise ValueError(f"episode {c.episode_id} has ended; only a reset is accepted")
+
     def apply(self, decision: ActionDecision) -> StepObservation:
         """Step (or reset) with an action that answers the current observation."""
+        self.check(decision)
         if decision.reset or self.current is None:
             return self.reset()
-        if self.current.terminated or self.current.truncated:
-            raise ValueError("the episode has ended; only a reset is accepted")
         obs, reward, terminated, truncated, info = self.env.step(decision.action)
         self.steps += 1
         self.current = StepObservation(self.episode_id, self.current.step_index + 1, np.asarray(obs, np.float32),

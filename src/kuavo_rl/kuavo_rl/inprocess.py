@@ -22,7 +22,7 @@ from kuavo_rl.protocol import Acks
 
 def _deliver(actor: ActorCore, run_id: str, acks: list[Acks]) -> None:
     for ack in acks:
-        actor.on_ack(run_id, ack.received, ack.persisted, ack.rejected)
+        actor.on_ack(run_id, ack)
 
 
 def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -> LearnerCore:
@@ -40,7 +40,7 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
         finished = decision is None
         batches = actor.batches_to_send(resend_after_s=0.0)
         if batches:
-            acks = Acks(actor.actor_id)
+            acks = loop.new_acks(actor.actor_id, actor.incarnation)
             for batch in batches:
                 loop.receive(batch, acks)
             _deliver(actor, run_id, [acks, *loop.checkpoint()[1]])

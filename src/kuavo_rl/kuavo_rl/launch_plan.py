@@ -4,9 +4,12 @@ execute. Every node gets the same two parameters, the experiment file and its ov
 tunable is a key of that file (config.py), so nodes never disagree about the experiment."""
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kuavo_rl.auth import key_path, load_or_create_key
 from kuavo_rl.envs.registry import ENVS
 
 
@@ -63,3 +66,22 @@ def plan_nodes(vr: bool) -> list[NodeSpec]:
     """Start order: the learner first (it owns the checkpoints), the actor last (it ends the run)."""
     roles = ["learner", "env", *(["vr"] if vr else []), "actor"]
     return [NODES[role] for role in roles]
+
+
+def fresh_run_dir(prefix: str = "runs/launch") -> str:
+    """A new run directory per launch, so a second launch never resumes (or collides with) the last."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def prepare_run(run_dir: str | Path) -> Path:
+    """Create the run directory and its run key (owner-only) before any node starts."""
+    path = key_path(run_dir)
+    load_or_create_key(path)
+    return path
+
+
+def discovery_environment() -> dict[str, str]:
+    """DDS discovery stays on this machine unless the user chose otherwise: a single-machine run is
+    then invisible to other ROS users of the network. Two-machine set-ups export
+    ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET (README, "Two machines")."""
+    return {"ROS_AUTOMATIC_DISCOVERY_RANGE": os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")}

@@ -9,16 +9,21 @@ import numpy as np
 import torch
 
 from kuavo_rl.algos import make_backend
-from kuavo_rl.algos.base import WEIGHTS_FORMAT, Backend, TrainBatch, encode_weights, updates_owed
+from kuavo_rl.algos.base import (WEIGHTS_FORMAT, Backend, TrainBatch, encode_weights, parameters_finite,
+                                 updates_owed)
 from kuavo_rl.buffer import RLPDBuffers
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.protocol import StepBatch, TransitionArrays
+from kuavo_rl.protocol import BatchError, StepBatch, TransitionArrays
 from kuavo_rl.reward import LiveRewardLint, RewardShaper, lint_config
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss or a parameter became NaN/inf: training stops rather than checkpoint or publish it."""
+
+
 class SequenceLedger:
-    """Which batch sequence numbers of each actor are in the buffers (compact: a watermark below
-    which all are present, plus the set above it)."""
+    """Which batch sequence numbers of each sender (one actor process: actor_id/incarnation) are in
+    the buffers (compact: a watermark below which all are present, plus the set above it)."""
 
     def __init__(self):
         self.below: dict[str, int] = {}
@@ -118,6 +123,7 @@ class LearnerCore:
         self.ledger = SequenceLedger()
         self.episodes = EpisodeTracker()
         self.env_steps = 0  # training transitions ingested
+        self.sender_env_steps: dict[str, dict[str, int]] = {}  # actor_id -> incarnation -> training steps
         self.updates = 0
         self.weights_version = 0
         self.intervention_transitions = 0
@@ -127,11 +133,18 @@ class LearnerCore:
 
     # ---- data in -------------------------------------------------------------------------
     def ingest(self, batch: StepBatch) -> IngestResult:
-        """Add a validated batch unless this actor's sequence number was already ingested."""
-        batch.validate(self.observation_dim, self.action_dim, self.reward_term_names)
-        if self.ledger.contains(batch.actor_id, batch.sequence):
+        """Add a validated batch unless this actor process's sequence number was already ingested."""
+        learner = self.cfg.learner
+        batch.validate(self.observation_dim, self.action_dim, self.reward_term_names,
+                       learner.max_batch_transitions, learner.max_abs_value)
+        if self.ledger.contains(batch.sender, batch.sequence):
             return IngestResult(True, [])
         shaped = self.shaper(batch.reward_terms, batch.raw_rewards)
+        if not np.all(np.isfinite(shaped)):
+            bad = int(np.count_nonzero(~np.isfinite(shaped)))
+            raise BatchError(f"the configured reward shaping makes {bad} of {batch.count} rewards NaN/inf "
+                             f"(reward.type {self.cfg.reward.type}, scale {self.cfg.reward.scale}, shift "
+                             f"{self.cfg.reward.shift}); set reward.clip or check the reward terms")
         training = ~batch.evaluation
         env_steps_after = self.env_steps + np.cumsum(training)
         self.buffers.add(TransitionArrays(
@@ -141,9 +154,15 @@ class LearnerCore:
         self.live_lint.observe_rewards(shaped[training])
         self.env_steps += int(training.sum())
         self.intervention_transitions += int(batch.intervention[training].sum())
-        self.ledger.add(batch.actor_id, batch.sequence)
-        episodes = self.episodes.add(batch.actor_id, batch, shaped, env_steps_after)
+        self.ledger.add(batch.sender, batch.sequence)
+        per_process = self.sender_env_steps.setdefault(batch.actor_id, {})
+        per_process[batch.actor_incarnation] = per_process.get(batch.actor_incarnation, 0) + int(training.sum())
+        episodes = self.episodes.add(batch.sender, batch, shaped, env_steps_after)
         return IngestResult(False, episodes)
+
+    def earlier_env_steps(self, actor_id: str, incarnation: str) -> int:
+        """Training steps held from the other (earlier) processes of `actor_id`."""
+        return sum(n for other, n in self.sender_env_steps.get(actor_id, {}).items() if other != incarnation)
 
     # ---- updates -------------------------------------------------------------------------
     def updates_due(self) -> int:
@@ -151,10 +170,14 @@ class LearnerCore:
         return max(0, updates_owed(self.cfg.algo, self.env_steps) - self.updates)
 
     def train_step(self) -> dict[str, float]:
-        sample = self.buffers.sample(self.cfg.algo.batch_size, self.rng)
-        self.last_batch_offline_share = float(sample.intervention.mean())
+        sample, n_offline = self.buffers.sample(self.cfg.algo.batch_size, self.rng)
+        self.last_batch_offline_share = n_offline / len(sample)
         metrics = self.backend.update(TrainBatch.from_arrays(sample))
         metrics = {k: float(v) for k, v in metrics.items()}
+        bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+        if bad:
+            raise TrainingDiverged(f"update {self.updates + 1}: {', '.join(f'{k}={metrics[k]}' for k in bad)}; "
+                                   f"the last checkpoint holds the last finite state")
         self.updates += 1
         self.live_lint.observe_critic_loss(metrics["critic_loss"])
         self.last_metrics.update(metrics)
@@ -166,9 +189,11 @@ class LearnerCore:
 
     def export_weights(self) -> tuple[int, bytes, str]:
         """Bump the version and serialise the actor's weights: (version, data, sha256)."""
+        actor_state = self.backend.actor_state_dict()
+        self.check_finite(actor_state, "policy weights")
         self.weights_version += 1
         self._published_at = self.updates
-        data, checksum = encode_weights(self.backend.actor_state_dict())
+        data, checksum = encode_weights(actor_state)
         return self.weights_version, data, checksum
 
     @property
@@ -178,15 +203,24 @@ class LearnerCore:
     def warnings(self) -> list[str]:
         return [str(w) for w in self.config_warnings + self.live_lint.warnings()]
 
+    def check_finite(self, state: dict, what: str) -> None:
+        bad = parameters_finite(state)
+        if bad is not None:
+            raise TrainingDiverged(f"{what}: tensor '{bad}' contains NaN/inf at update {self.updates}")
+
     # ---- persistence ---------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Everything needed to resume; refuses (TrainingDiverged) a state with NaN/inf parameters."""
+        backend_state = self.backend.state_dict()
+        self.check_finite(backend_state, "checkpoint")
         return {
-            "format": 1, "backend_name": self.cfg.algo.backend, "config": self.cfg.to_dict(),
+            "format": 2, "backend_name": self.cfg.algo.backend, "config": self.cfg.to_dict(),
             "dims": (self.observation_dim, self.action_dim, self.reward_term_names),
-            "backend": self.backend.state_dict(), "buffers": self.buffers.state_dict(),
+            "backend": backend_state, "buffers": self.buffers.state_dict(),
             "ledger": self.ledger.state_dict(), "episodes": self.episodes.state_dict(),
             "counters": {"env_steps": self.env_steps, "updates": self.updates, "weights_version": self.weights_version,
-                         "intervention_transitions": self.intervention_transitions},
+                         "intervention_transitions": self.intervention_transitions,
+                         "sender_env_steps": self.sender_env_steps},
             "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "saved_at": time.time(),
         }
 
@@ -205,6 +239,7 @@ class LearnerCore:
         self.env_steps, self.updates = counters["env_steps"], counters["updates"]
         self.weights_version = counters["weights_version"]
         self.intervention_transitions = counters["intervention_transitions"]
+        self.sender_env_steps = counters.get("sender_env_steps", {})
         self._published_at = None
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])

@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from kuavo_rl.checkpoint import load_latest, save_checkpoint
+from kuavo_rl.checkpoint import load_latest, remove_stale_temporaries, save_checkpoint
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.envs import EnvSpec
 from kuavo_rl.learner_core import LearnerCore
@@ -20,30 +20,32 @@ from kuavo_rl.protocol import Acks, BatchError, StepBatch
 from kuavo_rl.run_log import RunLog, drop_rows_after
 
 
+Sender = tuple[str, str]  # (actor_id, incarnation): one actor process
+
+
 class AckLedger:
-    """Per actor, the batches received since the last checkpoint."""
+    """Per actor process, the batches received since the last checkpoint."""
 
     def __init__(self):
-        self.unpersisted: dict[str, set[int]] = defaultdict(set)
+        self.unpersisted: dict[Sender, set[int]] = defaultdict(set)
 
-    def on_ingested(self, actor_id: str, sequence: int, duplicate: bool) -> bool:
+    def on_ingested(self, sender: Sender, sequence: int, duplicate: bool) -> bool:
         """Record an ingested batch; True when it is already persisted (a resend of a batch that the
         restored checkpoint holds), False when it waits for the next checkpoint."""
-        if duplicate and sequence not in self.unpersisted[actor_id]:
+        if duplicate and sequence not in self.unpersisted[sender]:
             return True
-        self.unpersisted[actor_id].add(sequence)
+        self.unpersisted[sender].add(sequence)
         return False
 
     @property
     def pending(self) -> bool:
         return any(self.unpersisted.values())
 
-    def persisted(self) -> list[Acks]:
+    def persisted(self) -> dict[Sender, list[int]]:
         """After a checkpoint: everything received so far is persisted."""
-        acks = [Acks(actor_id, persisted=sorted(sequences)) for actor_id, sequences in self.unpersisted.items()
-                if sequences]
+        persisted = {sender: sorted(sequences) for sender, sequences in self.unpersisted.items() if sequences}
         self.unpersisted.clear()
-        return acks
+        return persisted
 
 
 class CheckpointCadence:
@@ -75,6 +77,8 @@ class LearnerLoop:
         self.core = LearnerCore(cfg, *spec)
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints" if persist else None
+        if self.checkpoint_dir is not None:
+            remove_stale_temporaries(self.checkpoint_dir)  # left by a learner killed mid-write
         self.log = RunLog(self.run_dir)
         self.ledger = AckLedger()
         self.cadence = CheckpointCadence(cfg.learner.checkpoint_every_updates, cfg.learner.checkpoint_period_s, clock)
@@ -100,13 +104,18 @@ class LearnerLoop:
                 f"{self.core.env_steps} env steps, weights v{self.core.weights_version} "
                 f"({dropped} log rows past the checkpoint dropped)")
 
+    def new_acks(self, actor_id: str, incarnation: str) -> Acks:
+        """An empty answer to one actor process, telling it how far its earlier processes got."""
+        return Acks(actor_id, incarnation, self.core.earlier_env_steps(actor_id, incarnation))
+
     def receive(self, batch: StepBatch, acks: Acks) -> str | None:
         """Ingest one batch and note the answer in `acks`; a bad batch is rejected: returns why."""
         try:
             result = self.core.ingest(batch)
         except BatchError as error:
             return self.reject(batch.sequence, str(error), acks)
-        if self.ledger.on_ingested(batch.actor_id, batch.sequence, result.duplicate):
+        acks.earlier_env_steps = self.core.earlier_env_steps(batch.actor_id, batch.actor_incarnation)
+        if self.ledger.on_ingested((batch.actor_id, batch.actor_incarnation), batch.sequence, result.duplicate):
             acks.persisted.append(batch.sequence)
         else:
             acks.received.append(batch.sequence)
@@ -144,7 +153,12 @@ class LearnerLoop:
             path = save_checkpoint(self.core.state_dict(), self.checkpoint_dir)
             self.log.flush()  # the logs on disk then match the checkpoint
         self.cadence.mark(self.core.updates)
-        return path, self.ledger.persisted()
+        acks = []
+        for (actor_id, incarnation), sequences in self.ledger.persisted().items():
+            ack = self.new_acks(actor_id, incarnation)
+            ack.persisted = sequences
+            acks.append(ack)
+        return path, acks
 
     # ---- reporting -----------------------------------------------------------------------
     def recent_update_rate(self) -> float:

@@ -46,6 +46,8 @@ class InterventionInput:
     action: np.ndarray
     received_at: float  # monotonic seconds
     estop: bool = False
+    estop_reset: bool = False  # the operator's explicit reset (only this clears a latched e-stop)
+    authenticated: bool = True  # signed by a process of this run (an e-stop is obeyed either way)
 
 
 
@@ -74,6 +76,7 @@ class StepBatch:
     intervention: np.ndarray  # (B,) bool
     evaluation: np.ndarray  # (B,) bool
     policy_version: np.ndarray  # (B,) uint64
+    actor_incarnation: str = ""  # the actor process; a restarted actor is a new sender
 
     ARRAY_FIELDS = ("transition_sequences", "episode_ids", "step_indices", "observations", "actions",
                     "next_observations", "reward_terms", "raw_rewards", "terminated", "truncated",
@@ -83,8 +86,16 @@ class StepBatch:
     def count(self) -> int:
         return len(self.transition_sequences)
 
-    def validate(self, observation_dim: int, action_dim: int, reward_term_names: tuple[str, ...]) -> None:
+    @property
+    def sender(self) -> str:
+        """Whose sequence numbers these are: one actor process."""
+        return f"{self.actor_id}/{self.actor_incarnation}"
+
+    def validate(self, observation_dim: int, action_dim: int, reward_term_names: tuple[str, ...],
+                 max_transitions: int | None = None, max_abs_value: float | None = None) -> None:
         """Raise BatchError unless the batch matches what the learner expects."""
+        if max_transitions is not None and self.count > max_transitions:
+            raise BatchError(f"batch of {self.count} transitions exceeds learner.max_batch_transitions={max_transitions}")
         if self.observation_dim != observation_dim or self.action_dim != action_dim:
             raise BatchError(f"dimension mismatch: batch has observation_dim={self.observation_dim}, "
                              f"action_dim={self.action_dim}; learner expects {observation_dim}, {action_dim}")
@@ -104,6 +115,9 @@ class StepBatch:
             if not np.all(np.isfinite(values)):
                 bad = int(np.count_nonzero(~np.isfinite(values)))
                 raise BatchError(f"field '{name}' contains {bad} NaN/inf values")
+            if max_abs_value is not None and values.size and float(np.max(np.abs(values))) > max_abs_value:
+                raise BatchError(f"field '{name}' has a value of magnitude {float(np.max(np.abs(values))):.3g} "
+                                 f"> learner.max_abs_value={max_abs_value:g}")
         if n and len(np.unique(self.transition_sequences)) != n:
             raise BatchError("duplicate transition sequence numbers inside one batch")
 
@@ -115,7 +129,7 @@ class StepBatch:
 
     @staticmethod
     def from_rows(actor_id: str, sequence: int, observation_dim: int, action_dim: int,
-                  reward_term_names: tuple[str, ...], rows: list[dict]) -> "StepBatch":
+                  reward_term_names: tuple[str, ...], rows: list[dict], actor_incarnation: str = "") -> "StepBatch":
         """Build a batch from per-transition dicts keyed like the array fields (singular values)."""
         def column(name, dtype, shape):
             return np.asarray([r[name] for r in rows], dtype=dtype).reshape(shape)
@@ -136,6 +150,7 @@ class StepBatch:
             intervention=column("intervention", bool, (n,)),
             evaluation=column("evaluation", bool, (n,)),
             policy_version=column("policy_version", np.uint64, (n,)),
+            actor_incarnation=actor_incarnation,
         )
 
 
@@ -164,8 +179,10 @@ class TransitionArrays:
 
 @dataclass
 class Acks:
-    """What to tell one actor about its batches (the pure twin of kuavo_msgs/BatchAck)."""
+    """What to tell one actor process about its batches (the pure twin of kuavo_msgs/BatchAck)."""
     actor_id: str
+    incarnation: str = ""
+    earlier_env_steps: int = 0  # training transitions held from earlier processes of this actor_id
     received: list[int] = field(default_factory=list)
     persisted: list[int] = field(default_factory=list)
     rejected: list[int] = field(default_factory=list)

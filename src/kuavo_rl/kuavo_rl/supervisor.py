@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from kuavo_rl.launch_plan import NODES, node_parameters, plan_nodes
+from kuavo_rl.launch_plan import NODES, discovery_environment, node_parameters, plan_nodes, prepare_run
 
 
 def write_params_file(path: Path, config_file: str | None, overrides: list[str], run_dir: str | Path) -> Path:
@@ -51,7 +51,7 @@ def start_node(role: str, params_file: Path, log_dir: Path, echo: bool, env: dic
                *extra_args]
     log_dir.mkdir(parents=True, exist_ok=True)
     popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env={**os.environ, **(env or {})}, start_new_session=True)
+                             env={**os.environ, **discovery_environment(), **(env or {})}, start_new_session=True)
     node = NodeProcess(role, popen, log_dir / f"{role}.log", echo)
     node.thread = threading.Thread(target=node.pump, daemon=True)
     node.thread.start()
@@ -84,6 +84,7 @@ def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], t
     if quiet:
         overrides = [*overrides, "run.progress_line=false"]
     params = write_params_file(run_dir / "node_params.yaml", config_file, overrides, run_dir)
+    prepare_run(run_dir)
     log_dir = run_dir / "logs"
     nodes = {spec.role: start_node(spec.role, params, log_dir, echo=spec.role == "learner" and not quiet)
              for spec in plan_nodes(vr)}

@@ -22,6 +22,7 @@ from kuavo_rl import qos, topics
 from kuavo_rl.config import ConfigError, ExperimentConfig, VrConfig
 from kuavo_rl.envs import env_spec
 from kuavo_rl.nodes.common import load_node_config, run_node
+from kuavo_rl.nodes.guard import Guard
 
 from .controller import ControllerFrame
 from .mapping import MAPPINGS, Mapping, make_mapping
@@ -106,6 +107,7 @@ class VrTeleopNode(Node):
             logs=Logs(warn=log.warning, info=log.info, debug=log.debug),
             recorder=recorder,
         )
+        self.guard = Guard(self, self.cfg, "vr")  # signs takeovers and resets: the actor obeys only these
         self.publisher = self.create_publisher(Intervention, topics.INTERVENTION, qos.INTERVENTION)
         self._last_reason = ""
         self.timer = self.create_timer(1.0 / vr.rate_hz, self.step)
@@ -131,7 +133,7 @@ class VrTeleopNode(Node):
         """Timer body: poll -> core -> publish."""
         now = time.monotonic()
         out = self.core.update(self.supervisor.poll(now), now)
-        self.publisher.publish(self.to_msg(out))
+        self.publisher.publish(self.guard.sign(self.to_msg(out)))
         if out.reason != self._last_reason:  # log transitions, not every tick
             self.get_logger().info(f"teleop: {'ACTIVE' if out.active else 'inactive'} ({out.reason})")
             self._last_reason = out.reason
@@ -143,6 +145,7 @@ class VrTeleopNode(Node):
         msg.action = [float(v) for v in out.action]
         msg.source = self.vr.source
         msg.estop = bool(out.estop)
+        msg.estop_reset = bool(out.estop_reset)
         return msg
 
     def close(self) -> None:

@@ -51,28 +51,34 @@ class EstopLatch:
     """Latches on the e-stop chord; only the reset chord held for ``reset_hold_s`` clears it.
 
     Staleness or lost tracking never clears it: a latched stop stays until a deliberate reset.
+    The reset is also the operator's way to clear an e-stop latched in the robot by someone else,
+    so holding the reset chord counts as a reset (``reset_at``) whether or not this latch is set.
     """
 
     estop_chord: tuple[str, ...]
     reset_chord: tuple[str, ...]
     reset_hold_s: float
     latched: bool = False
+    reset_at: float | None = None  # when the operator last completed a reset
     _reset_since: float | None = None
 
     def update(self, frame: ControllerFrame | None, now_s: float) -> bool:
         if chord_pressed(frame, self.estop_chord):
             self.latched = True
             self._reset_since = None
-        elif self.latched:
-            if chord_pressed(frame, self.reset_chord):
-                if self._reset_since is None:
-                    self._reset_since = now_s
-                if now_s - self._reset_since >= self.reset_hold_s:
-                    self.latched = False
-                    self._reset_since = None
-            else:
+        elif chord_pressed(frame, self.reset_chord):
+            if self._reset_since is None:
+                self._reset_since = now_s
+            if now_s - self._reset_since >= self.reset_hold_s:
+                self.latched = False
+                self.reset_at = now_s
                 self._reset_since = None
+        else:
+            self._reset_since = None
         return self.latched
+
+    def reset_recently(self, now_s: float, window_s: float) -> bool:
+        return self.reset_at is not None and now_s - self.reset_at <= window_s
 
 
 def limit_action(

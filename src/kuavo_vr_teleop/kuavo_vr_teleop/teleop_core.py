@@ -47,6 +47,12 @@ class TeleopOutput:
     action: np.ndarray  # float32, finite, within bounds
     estop: bool
     reason: str
+    # The operator completed a reset: sent for RESET_ANNOUNCE_S so that a lost message does not
+    # leave the robot stopped (it clears an e-stop latched in the actor, never engages by itself).
+    estop_reset: bool = False
+
+
+RESET_ANNOUNCE_S = 1.0
 
 
 class TeleopCore:
@@ -101,6 +107,11 @@ class TeleopCore:
 
         if estop:
             return self._idle(reason="estop", estop=True, need_release=True)
+        out = self._control(fresh, stale, deadman, tracking)
+        return replace(out, estop_reset=True) if self._estop.reset_recently(now_s, RESET_ANNOUNCE_S) else out
+
+    def _control(self, fresh: ControllerFrame | None, stale: bool, deadman: bool, tracking: bool) -> TeleopOutput:
+        """Engage, follow or release (no e-stop latched)."""
         if self.engaged:
             if stale:
                 return self._idle("input stale", need_release=True)

@@ -56,8 +56,15 @@ class Backend(ABC):
 class ActorPolicy(ABC):
     backend_name: str
 
+    @property
     @abstractmethod
-    def load_actor_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
+    def actor_module(self) -> torch.nn.Module:
+        """The network the published weights are loaded into."""
+
+    def load_actor_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """All or nothing: every tensor is checked (name, shape, finite) before any is copied in."""
+        check_state_matches(self.actor_module.state_dict(), state)
+        self.actor_module.load_state_dict(state)
 
     @abstractmethod
     def act(self, observation: np.ndarray, deterministic: bool) -> np.ndarray:
@@ -70,6 +77,34 @@ def updates_owed(algo: AlgoConfig, env_steps: int) -> int:
     if env_steps < max(algo.learning_starts, 1):
         return 0
     return algo.utd_ratio * (env_steps - algo.learning_starts + 1)
+
+
+def check_state_matches(expected: dict[str, torch.Tensor], state: dict) -> None:
+    """Raise ValueError unless `state` has exactly `expected`'s tensors, with their shapes, all finite."""
+    if not isinstance(state, dict):
+        raise ValueError(f"weights are a {type(state).__name__}, not a state dict")
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"weights do not fit this policy: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for name, reference in expected.items():
+        tensor = state[name]
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != reference.shape:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise ValueError(f"weights tensor '{name}' has shape {shape}, the policy needs {tuple(reference.shape)}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"weights tensor '{name}' contains NaN/inf")
+
+
+def parameters_finite(state: dict) -> str | None:
+    """The name of the first tensor with a NaN/inf in a (nested) state dict, or None."""
+    for name, value in state.items():
+        if isinstance(value, dict):
+            bad = parameters_finite(value)
+            if bad is not None:
+                return f"{name}.{bad}"
+        elif isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return str(name)
+    return None
 
 
 def encode_weights(state: dict[str, torch.Tensor]) -> tuple[bytes, str]:

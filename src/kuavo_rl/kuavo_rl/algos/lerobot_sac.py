@@ -108,8 +108,9 @@ class LerobotSACActor(ActorPolicy):
         self.policy = make_sac_policy(cfg, obs_dim, act_dim)
         self.policy.eval()
 
-    def load_actor_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.policy.actor.load_state_dict(state)
+    @property
+    def actor_module(self) -> torch.nn.Module:
+        return self.policy.actor
 
     @torch.no_grad()
     def act(self, observation: np.ndarray, deterministic: bool) -> np.ndarray:

@@ -40,8 +40,11 @@ def make_sb3_sac(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
     from stable_baselines3 import SAC
     from stable_baselines3.common.logger import configure
 
+    # SB3 has one learning rate; validation refuses unequal actor/critic/temperature rates, so any
+    # of them (set explicitly or not) is the rate the user asked for.
     model = SAC(
-        "MlpPolicy", _SpacesOnly(obs_dim, act_dim), learning_rate=cfg.lr, buffer_size=1, learning_starts=0,
+        "MlpPolicy", _SpacesOnly(obs_dim, act_dim), learning_rate=cfg.part_lr("critic"),
+        buffer_size=1, learning_starts=0,
         batch_size=cfg.batch_size, tau=cfg.tau, gamma=cfg.discount, train_freq=1, gradient_steps=1,
         ent_coef=f"auto_{cfg.temperature_init}",
         target_entropy="auto" if cfg.target_entropy is None else cfg.target_entropy,
@@ -101,8 +104,9 @@ class SB3SACActor(ActorPolicy):
     def __init__(self, cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
         self.model = make_sb3_sac(cfg, obs_dim, act_dim, seed)
 
-    def load_actor_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.policy.actor.load_state_dict(state)
+    @property
+    def actor_module(self) -> torch.nn.Module:
+        return self.model.policy.actor
 
     @torch.no_grad()
     def act(self, observation: np.ndarray, deterministic: bool) -> np.ndarray:

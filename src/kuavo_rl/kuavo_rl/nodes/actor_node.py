@@ -10,11 +10,13 @@ from rclpy.node import Node
 
 from kuavo_msgs.msg import ActionCommand, BatchAck, EnvObservation, Intervention, PolicyWeights, TransitionBatch
 from kuavo_rl import qos, topics
-from kuavo_rl.actor_core import ActorCore, WeightsRejected
+from kuavo_rl.actor_core import ActorCore
 from kuavo_rl.algos import make_actor_policy
-from kuavo_rl.codec import action_to_msg, batch_to_msg, intervention_from_msg, observation_from_msg
+from kuavo_rl.auth import AuthError, Verifier
+from kuavo_rl.codec import acks_from_msg, action_to_msg, batch_to_msg, intervention_from_msg, observation_from_msg
 from kuavo_rl.envs import env_spec
 from kuavo_rl.nodes.common import load_node_config, run_node
+from kuavo_rl.nodes.guard import Guard
 from kuavo_rl.protocol import StepObservation
 
 
@@ -27,31 +29,30 @@ class ActorNode(Node):
         obs_dim, act_dim, terms = env_spec(self.cfg.env)
         policy = make_actor_policy(self.cfg.algo, obs_dim, act_dim, self.cfg.run.seed + 7)
         self.core = ActorCore(self.cfg, obs_dim, act_dim, terms, policy, self.actor_id)
+        self.guard = Guard(self, self.cfg, f"actor-{self.actor_id}")
+        self.intervention_verifier = Verifier(self.guard.key)
         self.action_pub = self.create_publisher(ActionCommand, topics.ACTION, qos.STEP)
         self.batch_pub = self.create_publisher(TransitionBatch, topics.TRANSITIONS, qos.TRANSITIONS)
-        self.create_subscription(EnvObservation, topics.OBSERVATION, self.on_observation, qos.STEP)
-        self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self.on_weights, qos.LATEST_WEIGHTS)
-        self.create_subscription(BatchAck, topics.TRANSITIONS_ACK, self.on_ack, qos.ACKS)
-        self.create_subscription(Intervention, topics.INTERVENTION, self.on_intervention, qos.INTERVENTION)
+        self.guard.subscribe(EnvObservation, topics.OBSERVATION, self.on_observation, qos.STEP)
+        self.guard.subscribe(PolicyWeights, topics.POLICY_WEIGHTS, self.on_weights, qos.LATEST_WEIGHTS)
+        self.guard.subscribe(BatchAck, topics.TRANSITIONS_ACK, self.on_ack, qos.ACKS)
+        # Not signed-only: an e-stop from anyone is obeyed; on_intervention checks the rest.
+        self.guard.subscribe(Intervention, topics.INTERVENTION, self.on_intervention, qos.INTERVENTION, signed=False)
         self.create_timer(0.02, self.tick)
         self.waiting: StepObservation | None = None  # an observation held while the learner catches up
         self.answered: dict[tuple[int, int], ActionCommand] = {}
         self.done = False
         self.started = time.monotonic()
-        self.get_logger().info(f"actor {self.actor_id}: backend {self.cfg.algo.backend}, "
+        self.get_logger().info(f"actor {self.actor_id} (process {self.core.incarnation}): backend {self.cfg.algo.backend}, "
                                f"{self.cfg.run.total_env_steps} env steps, action_dim {act_dim}")
 
     def on_observation(self, msg: EnvObservation) -> None:
         key = (msg.episode_id, msg.step_index)
         if key in self.answered:  # the env resent an observation we answered: resend the answer
-            self.action_pub.publish(self.answered[key])
+            self.action_pub.publish(self.guard.sign(self.answered[key]))
             return
-        try:
-            observation = observation_from_msg(msg)
-        except ValueError as error:
-            self.get_logger().error(f"observation rejected: {error}")
-            return
-        self.waiting = observation
+        core = self.core
+        self.waiting = observation_from_msg(msg, core.observation_dim, core.reward_term_names)
         self.answer_waiting()
 
     def answer_waiting(self) -> None:
@@ -63,31 +64,34 @@ class ActorNode(Node):
             return
         msg = action_to_msg(ActionCommand(), decision, self.get_clock().now().to_msg())
         self.answered = {(observation.episode_id, observation.step_index): msg}
-        self.action_pub.publish(msg)
+        self.action_pub.publish(self.guard.sign(msg))
 
     def on_weights(self, msg: PolicyWeights) -> None:
-        try:
-            self.core.on_weights(msg.version, msg.learner_step, msg.backend, bytes(msg.data), msg.checksum,
-                                 msg.learner_run_id)
-        except WeightsRejected as error:
-            self.get_logger().warning(str(error))
+        self.core.on_weights(msg.version, msg.learner_step, msg.backend, bytes(msg.data), msg.checksum,
+                             msg.learner_run_id)
 
     def on_ack(self, msg: BatchAck) -> None:
-        if msg.actor_id == self.actor_id:
-            self.core.on_ack(msg.learner_run_id, list(msg.received), list(msg.persisted), list(msg.rejected))
-            for seq, reason in zip(msg.rejected, msg.rejected_reasons):
+        acks = acks_from_msg(msg)
+        if (acks.actor_id, acks.incarnation) == (self.actor_id, self.core.incarnation):
+            self.core.on_ack(msg.learner_run_id, acks)
+            for seq, reason in zip(acks.rejected, acks.rejected_reasons):
                 self.get_logger().error(f"learner rejected batch {seq}: {reason}")
 
     def on_intervention(self, msg: Intervention) -> None:
         try:
-            self.core.on_intervention(intervention_from_msg(msg, time.monotonic()))
-        except ValueError as error:
-            self.get_logger().error(f"intervention ignored: {error}")
+            self.intervention_verifier.verify(msg)
+            authenticated = True
+        except AuthError as error:
+            if not msg.estop:
+                raise
+            self.get_logger().warning(f"e-stop obeyed although not signed by this run: {error}")
+            authenticated = False
+        self.core.on_intervention(intervention_from_msg(msg, time.monotonic(), authenticated))
 
     def tick(self) -> None:
         self.answer_waiting()
         for batch in self.core.batches_to_send(self.cfg.actor.resend_after_s):
-            self.batch_pub.publish(batch_to_msg(TransitionBatch(), batch))
+            self.batch_pub.publish(self.guard.sign(batch_to_msg(TransitionBatch(), batch)))
         if self.core.finished and self.core.all_received and not self.done:
             self.get_logger().info(f"finished: {self.core.env_steps} env steps, final evaluation returns "
                                    f"{[round(r, 3) for r in self.core.stats.final_eval_returns]}")
@@ -96,7 +100,8 @@ class ActorNode(Node):
     def close(self) -> None:
         """Write the actor's summary (counts, final evaluation returns) into the run directory."""
         stats = self.core.stats
-        summary = {"actor_id": self.actor_id, "env_steps": self.core.env_steps,
+        summary = {"actor_id": self.actor_id, "incarnation": self.core.incarnation, "env_steps": self.core.env_steps,
+                   "run_env_steps": self.core.run_env_steps,
                    "transitions_sent": self.core.next_transition_sequence,
                    "batches_sent": self.core.next_batch_sequence, "finished": bool(self.core.finished),
                    "final_eval_raw_returns": [float(r) for r in stats.final_eval_returns],

@@ -17,6 +17,7 @@ from kuavo_rl.codec import action_from_msg, observation_to_msg
 from kuavo_rl.env_core import EnvStepper
 from kuavo_rl.envs import make_env
 from kuavo_rl.nodes.common import load_node_config, run_node
+from kuavo_rl.nodes.guard import Guard
 from kuavo_rl.protocol import ActionDecision
 
 # Deliberate breakage for the pipeline check's negative control (`kuavo-rl pipeline-check --fault`):
@@ -43,8 +44,9 @@ class EnvNode(Node):
             raise ValueError(f"KUAVO_RL_FAULT={self.fault!r} is not one of {FAULTS[1:]}")
         if self.fault:
             self.get_logger().warning(f"FAULT INJECTED: {self.fault} (pipeline-check negative control)")
+        self.guard = Guard(self, self.cfg, "env")
         self.pub = self.create_publisher(EnvObservation, topics.OBSERVATION, qos.STEP)
-        self.create_subscription(ActionCommand, topics.ACTION, self.on_action, qos.STEP)
+        self.guard.subscribe(ActionCommand, topics.ACTION, self.on_action, qos.STEP)
         self.pending: ActionDecision | None = None
         self.late_actions = 0
         self.done = False
@@ -59,17 +61,14 @@ class EnvNode(Node):
     def publish(self, observation) -> None:
         msg = observation_to_msg(EnvObservation(), inject_fault(observation, self.fault), self.stepper.reward_term_names,
                                  self.get_clock().now().to_msg())
-        self.pub.publish(msg)
+        self.pub.publish(self.guard.sign(msg))
         self._published_at = self.get_clock().now()
 
     def on_action(self, msg: ActionCommand) -> None:
-        try:
-            decision = action_from_msg(msg, self.stepper.action_dim)
-        except ValueError as error:
-            self.get_logger().error(f"action rejected: {error}")
-            return
+        decision = action_from_msg(msg, self.stepper.action_dim)
         if not self.stepper.answers_current(decision):
             return  # an answer to an older observation (a resend); the current one is still pending
+        self.stepper.check(decision)
         if self.realtime:
             self.pending = decision
         else:

@@ -19,9 +19,15 @@ from kuavo_msgs.srv import SaveCheckpoint
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import acks_to_msg, batch_from_msg, to_array
 from kuavo_rl.envs import env_spec
+from kuavo_rl.learner_core import TrainingDiverged
 from kuavo_rl.learner_loop import LearnerLoop
 from kuavo_rl.nodes.common import load_node_config, run_node
-from kuavo_rl.protocol import Acks, BatchError
+from kuavo_rl.nodes.guard import Guard
+from kuavo_rl.protocol import Acks
+
+# The learner's exit code when training stopped on a non-finite loss or parameter (or a bug):
+# distinct from a configuration error (2), so a supervisor can tell them apart.
+EXIT_TRAINING_FAILED = 3
 
 # Updates per pass of the training thread: small chunks keep acks and weights prompt.
 UPDATES_PER_PASS = 10
@@ -42,16 +48,19 @@ class LearnerNode(Node):
         self.get_logger().info(f"learner {self.run_id}: backend {self.cfg.algo.backend}, target entropy "
                                f"{core.backend.target_entropy_rule}, run dir {self.cfg.run.run_dir}")
 
+        self.guard = Guard(self, self.cfg, "learner")
         self.weights_pub = self.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, qos.LATEST_WEIGHTS)
         self.ack_pub = self.create_publisher(BatchAck, topics.TRANSITIONS_ACK, qos.ACKS)
         self.status_pub = self.create_publisher(LearnerStatus, topics.LEARNER_STATUS, qos.STATUS)
-        self.create_subscription(TransitionBatch, topics.TRANSITIONS, self.inbox_put, qos.TRANSITIONS)
+        self.guard.subscribe(TransitionBatch, topics.TRANSITIONS, self.inbox_put, qos.TRANSITIONS)
         self.create_service(SaveCheckpoint, topics.SAVE_CHECKPOINT, self.on_save_checkpoint)
 
         self.inbox: queue.Queue = queue.Queue()
         self.checkpoint_requests: queue.Queue = queue.Queue()
         self.reported_warnings: set[str] = set()
         self.stop = threading.Event()
+        self.done = False  # set when training fails: the spin loop ends and the process exits non-zero
+        self.exit_code = 0
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self.training_loop, name="training", daemon=True)
         self.thread.start()
@@ -72,50 +81,67 @@ class LearnerNode(Node):
 
     # ---- training thread ------------------------------------------------------------------------
     def training_loop(self) -> None:
-        last_status = 0.0
+        """Train until stopped, then checkpoint. A non-finite loss or parameter (or any failure) ends
+        the process instead: nothing is saved from that state, the last checkpoint stays the latest,
+        and the actors resend whatever it does not hold to the next learner."""
         try:
-            while not self.stop.is_set():
-                worked = self.ingest_inbox()
-                worked |= self.loop.train(UPDATES_PER_PASS) > 0
-                if self.loop.core.weights_due():
-                    self.publish_weights()
-                if not self.checkpoint_requests.empty() or self.loop.checkpoint_due():
-                    path = self.checkpoint()
-                    while not self.checkpoint_requests.empty():
-                        self.checkpoint_requests.get().put(path)
-                if time.monotonic() - last_status >= self.cfg.learner.status_period_s:
-                    self.publish_status()
-                    last_status = time.monotonic()
-                if not worked:
-                    time.sleep(0.005)
-        except Exception as error:  # surface the failure instead of a silent dead thread
-            self.get_logger().fatal(f"training thread failed: {error!r}")
-            raise
-        finally:
+            self.train_until_stopped()
             self.checkpoint()
+        except TrainingDiverged as error:
+            self.fail(f"training diverged, stopping without saving the non-finite state: {error}")
+        except Exception as error:  # noqa: BLE001 - surface any failure instead of a silent dead thread
+            self.fail(f"training thread failed, stopping without a checkpoint: {error!r}")
+
+    def fail(self, reason: str) -> None:
+        self.get_logger().fatal(reason)
+        self.exit_code = EXIT_TRAINING_FAILED
+        self.done = True
+
+    def train_until_stopped(self) -> None:
+        last_status = 0.0
+        while not self.stop.is_set():
+            worked = self.ingest_inbox()
+            worked |= self.loop.train(UPDATES_PER_PASS) > 0
+            if self.loop.core.weights_due():
+                self.publish_weights()
+            if not self.checkpoint_requests.empty() or self.loop.checkpoint_due():
+                path = self.checkpoint()
+                while not self.checkpoint_requests.empty():
+                    self.checkpoint_requests.get().put(path)
+            if time.monotonic() - last_status >= self.cfg.learner.status_period_s:
+                self.publish_status()
+                last_status = time.monotonic()
+            if not worked:
+                time.sleep(0.005)
 
     def ingest_inbox(self) -> bool:
-        acks: dict[str, Acks] = {}
+        acks: dict[tuple[str, str], Acks] = {}  # per actor process
         while True:
             try:
                 msg = self.inbox.get_nowait()
             except queue.Empty:
                 break
-            ack = acks.setdefault(msg.actor_id, Acks(msg.actor_id))
+            sender = (msg.actor_id, msg.actor_incarnation)
+            if sender not in acks:
+                acks[sender] = self.loop.new_acks(*sender)
+            ack = acks[sender]
             try:
                 rejected = self.loop.receive(batch_from_msg(msg), ack)
-            except BatchError as error:  # the message itself is malformed (array lengths)
+            except Exception as error:  # noqa: BLE001 - malformed (array lengths) or anything unforeseen
                 rejected = self.loop.reject(msg.sequence, str(error), ack)
             if rejected:
                 self.get_logger().error(f"batch {msg.actor_id}#{msg.sequence} rejected: {rejected}")
         for ack in acks.values():
-            self.ack_pub.publish(acks_to_msg(BatchAck(), ack, self.run_id))
+            self.publish_acks(ack)
         return bool(acks)
+
+    def publish_acks(self, ack: Acks) -> None:
+        self.ack_pub.publish(self.guard.sign(acks_to_msg(BatchAck(), ack, self.run_id)))
 
     def checkpoint(self):
         path, acks = self.loop.checkpoint()
         for ack in acks:
-            self.ack_pub.publish(acks_to_msg(BatchAck(), ack, self.run_id))
+            self.publish_acks(ack)
         return path
 
     def publish_weights(self) -> None:
@@ -124,7 +150,7 @@ class LearnerNode(Node):
         msg = PolicyWeights(version=version, learner_run_id=self.run_id, learner_step=core.updates,
                             format=core.weights_format, backend=self.cfg.algo.backend, checksum=checksum)
         msg.data = to_array(np.frombuffer(data, np.uint8), np.uint8)
-        self.weights_pub.publish(msg)
+        self.weights_pub.publish(self.guard.sign(msg))
 
     def publish_status(self) -> None:
         core, m, last = self.loop.core, self.loop.core.last_metrics, self.loop.last_episode
