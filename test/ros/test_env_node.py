@@ -9,6 +9,7 @@ import rclpy
 
 import kuavo_msgs.msg as msgs
 from helpers.pipeline import CONFIG, wait_for
+from helpers.signing import run_signer
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import action_to_msg
 from kuavo_rl.protocol import ActionDecision
@@ -26,13 +27,14 @@ def drive_env_node(tmp_path, context, overrides, seconds: float, answer=True):
     executor.add_node(node)
     received = []
     publisher = node.create_publisher(msgs.ActionCommand, topics.ACTION, qos.STEP)
+    signer = run_signer(tmp_path)
 
     def on_observation(msg):
         received.append((time.monotonic(), msg))
         if answer:
             reset = msg.truncated or msg.terminated
             decision = ActionDecision(msg.episode_id, msg.step_index, np.zeros(2, np.float32), reset=reset)
-            publisher.publish(action_to_msg(msgs.ActionCommand(), decision))
+            publisher.publish(signer.sign(action_to_msg(msgs.ActionCommand(), decision)))
 
     node.create_subscription(msgs.EnvObservation, topics.OBSERVATION, on_observation, qos.STEP)
     try:

@@ -8,6 +8,7 @@ import rclpy
 
 import kuavo_msgs.msg as msgs
 from helpers.pipeline import CONFIG, TWO_DIM, wait_for
+from helpers.signing import run_signer
 from kuavo_msgs.srv import SaveCheckpoint
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import batch_to_msg
@@ -54,10 +55,11 @@ def test_learner_rejects_malformed_batches_and_keeps_valid_data(tmp_path, rclpy_
     publisher = node.create_publisher(msgs.TransitionBatch, topics.TRANSITIONS, qos.TRANSITIONS)
     client = node.create_client(SaveCheckpoint, topics.SAVE_CHECKPOINT)
     try:
+        signer = run_signer(tmp_path)
         wait_for(lambda: publisher.get_subscription_count() > 0, 60, "the learner to subscribe")
         for _, msg in malformed_messages().values():
-            publisher.publish(msg)
-        publisher.publish(batch_to_msg(msgs.TransitionBatch(), valid_batch(5)))
+            publisher.publish(signer.sign(msg))
+        publisher.publish(signer.sign(batch_to_msg(msgs.TransitionBatch(), valid_batch(5))))
 
         def acknowledged():
             executor.spin_once(timeout_sec=0.1)

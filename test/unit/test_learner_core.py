@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers.cores import TERMS, make_actor, run_episode, small_cfg
-from kuavo_rl.learner_core import LearnerCore
+from kuavo_rl.learner_core import LearnerCore, TrainingDiverged
 from kuavo_rl.protocol import BatchError
 
 
@@ -61,3 +61,68 @@ def test_resume_restores_identical_training(backend, tmp_path):
     torch.set_rng_state(rng)
     m2 = resumed.train_step()
     assert m1["critic_loss"] == pytest.approx(m2["critic_loss"], rel=1e-5)
+
+
+def _episode_batches(cfg, actor=None, episodes=1):
+    actor = actor or make_actor(cfg)
+    for episode in range(episodes):
+        run_episode(actor, episode)
+    return actor.batches_to_send(0.0)
+
+
+def test_a_restarted_actor_is_a_new_sender_whose_batches_are_all_kept():
+    cfg = small_cfg()
+    learner = LearnerCore(cfg, 3, 2, TERMS)
+    first, restarted = make_actor(cfg), make_actor(cfg)  # same actor_id, new process: sequences from 0 again
+    old = _episode_batches(cfg, first, episodes=2)
+    new = _episode_batches(cfg, restarted)
+    assert [b.sequence for b in old] == [0, 1] and [b.sequence for b in new] == [0]
+    assert new[0].actor_incarnation != old[0].actor_incarnation
+    for batch in old + new:
+        assert not learner.ingest(batch).duplicate
+    assert learner.env_steps == 15 and len(learner.buffers.online) == 15
+    assert learner.earlier_env_steps("actor0", restarted.incarnation) == 10
+    assert learner.earlier_env_steps("actor0", first.incarnation) == 5
+    assert learner.ingest(new[0]).duplicate  # a resend of the same process is still a duplicate
+
+
+def test_oversized_batches_and_huge_or_infinite_derived_values_are_refused():
+    cfg = small_cfg()
+    cfg.learner.max_batch_transitions = 4
+    learner = LearnerCore(cfg, 3, 2, TERMS)
+    (batch,) = _episode_batches(cfg)  # 5 transitions
+    with pytest.raises(BatchError, match="max_batch_transitions"):
+        learner.ingest(batch)
+    cfg.learner.max_batch_transitions = 100
+    huge = batch.select(slice(0, 5))
+    huge.observations = np.full_like(huge.observations, 1e30)  # finite, but a critic would turn it into NaN
+    with pytest.raises(BatchError, match="max_abs_value"):
+        learner.ingest(huge)
+    inf_shaping = small_cfg(backend="sb3_sac")
+    inf_shaping.reward.scale, inf_shaping.reward.shift = 1e38, 10.0  # finite in the YAML, inf in float32
+    with pytest.raises(BatchError, match="reward shaping makes 5 of 5 rewards NaN/inf"):
+        LearnerCore(inf_shaping, 3, 2, TERMS).ingest(batch)
+    assert learner.env_steps == 0 and len(learner.buffers.online) == 0
+
+
+def test_a_diverged_critic_stops_training_and_cannot_be_checkpointed_or_published():
+    cfg = small_cfg(backend="sb3_sac")
+    cfg.learner.max_abs_value = 1e38  # let a huge observation through, as the old learner did
+    actor = make_actor(cfg)
+    learner = LearnerCore(cfg, 3, 2, TERMS)
+    for batch in _episode_batches(cfg, actor, episodes=2):
+        batch.observations = np.full_like(batch.observations, 3e37)
+        batch.next_observations = np.full_like(batch.next_observations, 3e37)
+        learner.ingest(batch)
+    with pytest.raises(TrainingDiverged, match="critic_loss|non-finite"):
+        for _ in range(learner.updates_due()):
+            learner.train_step()
+    finite_updates = learner.updates
+    with pytest.raises(TrainingDiverged):
+        for _ in range(5):  # whatever the losses say, the parameters are no longer finite
+            learner.train_step()
+    assert learner.updates == finite_updates
+    with pytest.raises(TrainingDiverged, match="checkpoint"):
+        learner.state_dict()
+    with pytest.raises(TrainingDiverged, match="policy weights"):
+        learner.export_weights()

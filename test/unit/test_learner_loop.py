@@ -66,7 +66,7 @@ def test_a_rejected_batch_is_answered_with_its_reason_and_counted(tmp_path):
     (batch,) = one_episode_batches(cfg)
     batch.observations[0, 0] = np.nan
     loop = LearnerLoop(cfg, SPEC, tmp_path, quiet=True)
-    acks = Acks("actor0", batches[0].actor_incarnation)
+    acks = Acks("actor0", batch.actor_incarnation)
     reason = loop.receive(batch, acks)
     assert "NaN" in reason and acks.rejected == [batch.sequence] and acks.rejected_reasons == [reason]
     assert loop.batches_rejected == 1 and len(loop.core.buffers.online) == 0
@@ -76,8 +76,9 @@ def test_a_rejected_batch_is_answered_with_its_reason_and_counted(tmp_path):
 def test_in_memory_loop_writes_no_checkpoint_but_still_acknowledges(tmp_path):
     cfg = small_cfg(backend="sb3_sac")
     loop = LearnerLoop(cfg, SPEC, tmp_path, persist=False, quiet=True)
+    batches = one_episode_batches(cfg)
     acks = Acks("actor0", batches[0].actor_incarnation)
-    for batch in one_episode_batches(cfg):
+    for batch in batches:
         loop.receive(batch, acks)
     path, persisted = loop.checkpoint()
     assert path is None and persisted[0].persisted == acks.received

@@ -172,7 +172,13 @@ class LearnerCore:
     def train_step(self) -> dict[str, float]:
         sample, n_offline = self.buffers.sample(self.cfg.algo.batch_size, self.rng)
         self.last_batch_offline_share = n_offline / len(sample)
-        metrics = self.backend.update(TrainBatch.from_arrays(sample))
+        try:
+            metrics = self.backend.update(TrainBatch.from_arrays(sample))
+        except ValueError as error:  # e.g. torch.distributions refusing a NaN mean
+            bad = parameters_finite(self.backend.state_dict())
+            if bad is None:
+                raise
+            raise TrainingDiverged(f"update {self.updates + 1}: tensor '{bad}' is non-finite ({error})") from error
         metrics = {k: float(v) for k, v in metrics.items()}
         bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
         if bad:
