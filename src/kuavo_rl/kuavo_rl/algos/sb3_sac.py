@@ -38,7 +38,7 @@ class _HandoverBuffer:
 
 def make_sb3_sac(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
     from stable_baselines3 import SAC
-    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.logger import Logger
 
     # SB3 has one learning rate; validation refuses unequal actor/critic/temperature rates, so any
     # of them (set explicitly or not) is the rate the user asked for.
@@ -51,7 +51,7 @@ def make_sb3_sac(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
         policy_kwargs={"net_arch": list(cfg.hidden_dims), "n_critics": cfg.num_critics},
         device="cpu", seed=seed, verbose=0,
     )
-    model.set_logger(configure(folder=None, format_strings=[]))
+    model.set_logger(Logger(folder=None, output_formats=[]))  # configure() would leave /tmp/SB3-* dirs
     return model
 
 
