@@ -76,3 +76,30 @@ def test_cli_offers_every_command_and_env(capsys):
         build_parser().parse_args(["train", "--help"])
     train_help = capsys.readouterr().out
     assert all(name in train_help for name in ENVS)
+
+
+def test_each_launch_gets_a_fresh_run_dir_with_a_run_key_and_localhost_discovery(tmp_path, monkeypatch):
+    from kuavo_rl.launch_plan import discovery_environment, fresh_run_dir, prepare_run
+    first = fresh_run_dir(str(tmp_path / "launch"))
+    assert first.startswith(str(tmp_path / "launch-")) and not Path(first).exists()
+    key = prepare_run(first)
+    assert key == Path(first) / "run.key" and key.stat().st_mode & 0o077 == 0
+    monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE", raising=False)
+    assert discovery_environment() == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")  # a two-machine set-up keeps its choice
+    assert discovery_environment() == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
+
+
+def test_env_stepper_refuses_a_step_after_the_episode_ended():
+    import numpy as np
+
+    from kuavo_rl.env_core import EnvStepper
+    from kuavo_rl.protocol import ActionDecision
+    stepper = EnvStepper(make_env(EnvConfig(action_dim=2, episode_steps=1)))
+    first = stepper.reset()
+    ended = stepper.apply(ActionDecision(first.episode_id, 0, np.zeros(2, np.float32)))
+    assert ended.truncated
+    with pytest.raises(ValueError, match="only a reset"):
+        stepper.apply(ActionDecision(ended.episode_id, ended.step_index, np.zeros(2, np.float32)))
+    assert stepper.current is ended  # nothing changed; a reset still works
+    assert stepper.apply(ActionDecision(ended.episode_id, ended.step_index, np.zeros(2), reset=True)).step_index == 0

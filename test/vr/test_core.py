@@ -208,3 +208,23 @@ def test_config_bounds_tighten_mapping_bounds():
     core.update(frame(0.0, held(thumbstick=(1.0, -1.0))), 0.0)
     out = core.update(frame(DT, held(thumbstick=(1.0, -1.0))), DT)
     assert out.action[:2] == pytest.approx([0.3, -0.2])
+
+
+def test_reset_is_announced_for_a_second_even_without_a_local_latch():
+    # Someone else latched the e-stop in the actor: the operator's reset chord must still send the reset.
+    core = TeleopCore(EndEffectorDeltaMapping(), TeleopConfig(reset_hold_s=1.0))
+    t, announced = 0.0, []
+    while True:
+        t += DT
+        out = core.update(reset_chord(t), t)
+        assert not out.estop
+        if out.estop_reset:
+            break
+    assert t - DT >= 1.0 - 1e-9  # not before the chord was held for 1 s
+    for _ in range(int(2.0 / DT)):
+        t += DT
+        out = core.update(frame(t), t)
+        assert not out.estop and not out.active
+        announced.append(out.estop_reset)
+    assert announced[0] and not announced[-1]
+    assert 0.9 <= sum(announced) * DT <= 1.1  # announced for RESET_ANNOUNCE_S, so one lost message does not matter
