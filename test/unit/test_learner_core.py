@@ -126,3 +126,18 @@ def test_a_diverged_critic_stops_training_and_cannot_be_checkpointed_or_publishe
         learner.state_dict()
     with pytest.raises(TrainingDiverged, match="policy weights"):
         learner.export_weights()
+
+
+def test_a_changed_reward_configuration_applies_to_data_already_in_the_buffers():
+    cfg = small_cfg(backend="sb3_sac")
+    learner = LearnerCore(cfg, 3, 2, TERMS)
+    for batch in _episode_batches(cfg, episodes=2):
+        learner.ingest(batch)
+    state = learner.state_dict()
+    changed = small_cfg(backend="sb3_sac")
+    changed.reward.scale, changed.reward.shift = 10.0, 0.05
+    resumed = LearnerCore(changed, 3, 2, TERMS)
+    resumed.load_state_dict(state)
+    # Every stored step has an MSE term of 0.1: -0.1 before, 10 * (-0.1 + 0.05) = -0.5 after the change.
+    assert torch.allclose(learner.sample_batch().rewards, torch.tensor(-0.1))
+    assert torch.allclose(resumed.sample_batch().rewards, torch.tensor(-0.5))

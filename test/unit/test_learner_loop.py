@@ -84,3 +84,21 @@ def test_in_memory_loop_writes_no_checkpoint_but_still_acknowledges(tmp_path):
     assert path is None and persisted[0].persisted == acks.received
     assert not (tmp_path / "checkpoints").exists()
     loop.close()
+
+
+def test_resuming_with_another_reward_says_the_stored_data_is_relabelled(tmp_path):
+    cfg = small_cfg(backend="sb3_sac")
+    loop = LearnerLoop(cfg, SPEC, tmp_path, quiet=True)
+    batches = one_episode_batches(cfg)
+    for batch in batches:
+        loop.receive(batch, Acks("actor0", batch.actor_incarnation))
+    loop.checkpoint()
+    loop.close()
+    (tmp_path / "checkpoints" / ".latest.pt.tmp-999999999").write_bytes(b"half a checkpoint")  # a killed write
+    changed = small_cfg(backend="sb3_sac")
+    changed.reward.scale = 2.0
+    restarted = LearnerLoop(changed, SPEC, tmp_path, quiet=True)
+    assert not (tmp_path / "checkpoints" / ".latest.pt.tmp-999999999").exists()
+    message = restarted.resume()
+    assert "reward configuration changed" in message and "'scale': 2.0" in message
+    restarted.close()

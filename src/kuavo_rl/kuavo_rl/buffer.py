@@ -16,12 +16,13 @@ from kuavo_rl.protocol import TransitionArrays
 class ReplayBuffer:
     """A fixed-capacity ring buffer of transitions."""
 
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int):
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, n_reward_terms: int):
         self.capacity, self.obs_dim, self.act_dim = int(capacity), int(obs_dim), int(act_dim)
         self.data = TransitionArrays(
             observations=np.zeros((capacity, obs_dim), np.float32),
             actions=np.zeros((capacity, act_dim), np.float32),
-            rewards=np.zeros(capacity, np.float32),
+            reward_terms=np.zeros((capacity, n_reward_terms), np.float32),
+            raw_rewards=np.zeros(capacity, np.float32),
             next_observations=np.zeros((capacity, obs_dim), np.float32),
             terminated=np.zeros(capacity, bool),
             intervention=np.zeros(capacity, bool),
@@ -70,9 +71,9 @@ class RLPDBuffers:
     buffer has data, a batch is `offline_ratio` offline and the rest online."""
 
     def __init__(self, online_capacity: int, offline_capacity: int, obs_dim: int, act_dim: int,
-                 offline_ratio: float = 0.5):
-        self.online = ReplayBuffer(online_capacity, obs_dim, act_dim)
-        self.offline = ReplayBuffer(offline_capacity, obs_dim, act_dim)
+                 n_reward_terms: int, offline_ratio: float = 0.5):
+        self.online = ReplayBuffer(online_capacity, obs_dim, act_dim, n_reward_terms)
+        self.offline = ReplayBuffer(offline_capacity, obs_dim, act_dim, n_reward_terms)
         self.offline_ratio = offline_ratio
 
     def add(self, batch: TransitionArrays) -> None:

@@ -118,7 +118,7 @@ class LearnerCore:
         self.backend: Backend = make_backend(cfg.algo, observation_dim, action_dim, self.seed)
         algo = cfg.algo
         self.buffers = RLPDBuffers(algo.online_buffer_capacity, algo.offline_buffer_capacity,
-                                   observation_dim, action_dim, algo.offline_ratio)
+                                   observation_dim, action_dim, len(self.reward_term_names), algo.offline_ratio)
         self.rng = np.random.default_rng(self.seed)
         self.ledger = SequenceLedger()
         self.episodes = EpisodeTracker()
@@ -148,7 +148,8 @@ class LearnerCore:
         training = ~batch.evaluation
         env_steps_after = self.env_steps + np.cumsum(training)
         self.buffers.add(TransitionArrays(
-            observations=batch.observations[training], actions=batch.actions[training], rewards=shaped[training],
+            observations=batch.observations[training], actions=batch.actions[training],
+            reward_terms=batch.reward_terms[training], raw_rewards=batch.raw_rewards[training],
             next_observations=batch.next_observations[training], terminated=batch.terminated[training],
             intervention=batch.intervention[training], sequences=batch.transition_sequences[training]))
         self.live_lint.observe_rewards(shaped[training])
@@ -170,10 +171,9 @@ class LearnerCore:
         return max(0, updates_owed(self.cfg.algo, self.env_steps) - self.updates)
 
     def train_step(self) -> dict[str, float]:
-        sample, n_offline = self.buffers.sample(self.cfg.algo.batch_size, self.rng)
-        self.last_batch_offline_share = n_offline / len(sample)
+        batch = self.sample_batch()
         try:
-            metrics = self.backend.update(TrainBatch.from_arrays(sample))
+            metrics = self.backend.update(batch)
         except ValueError as error:  # e.g. torch.distributions refusing a NaN mean
             bad = parameters_finite(self.backend.state_dict())
             if bad is None:
@@ -188,6 +188,16 @@ class LearnerCore:
         self.live_lint.observe_critic_loss(metrics["critic_loss"])
         self.last_metrics.update(metrics)
         return metrics
+
+    def sample_batch(self) -> TrainBatch:
+        """An RLPD batch with its rewards shaped by the current reward configuration."""
+        sample, n_offline = self.buffers.sample(self.cfg.algo.batch_size, self.rng)
+        self.last_batch_offline_share = n_offline / len(sample)
+        rewards = self.shaper(sample.reward_terms, sample.raw_rewards)
+        if not np.all(np.isfinite(rewards)):
+            raise TrainingDiverged(f"the reward configuration turns stored transitions into NaN/inf rewards "
+                                   f"({self.cfg.reward}); fix reward.* and restart")
+        return TrainBatch.from_arrays(sample, rewards)
 
     def weights_due(self) -> bool:
         every = self.cfg.learner.publish_weights_every_updates
@@ -237,6 +247,9 @@ class LearnerCore:
         if tuple(state["dims"][:2]) != (self.observation_dim, self.action_dim):
             raise ValueError(f"checkpoint dims {state['dims'][:2]} != configured "
                              f"{(self.observation_dim, self.action_dim)}")
+        if tuple(state["dims"][2]) != self.reward_term_names:
+            raise ValueError(f"checkpoint reward terms {list(state['dims'][2])} != the env's "
+                             f"{list(self.reward_term_names)}")
         self.backend.load_state_dict(state["backend"])
         self.buffers.load_state_dict(state["buffers"])
         self.ledger.load_state_dict(state["ledger"])

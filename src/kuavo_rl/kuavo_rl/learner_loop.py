@@ -96,13 +96,16 @@ class LearnerLoop:
         if state is None:
             return None
         self.core.load_state_dict(state)
+        saved_reward, reward = state["config"]["reward"], self.cfg.to_dict()["reward"]
+        relabelled = (f"; reward configuration changed ({saved_reward} -> {reward}): all stored transitions "
+                      f"are now shaped with the new one" if saved_reward != reward else "")
         self.cadence.mark(self.core.updates)
         self._rate_mark = (self.clock(), self.core.updates)
         dropped = drop_rows_after(self.run_dir / "episodes.csv", "env_steps", self.core.env_steps)
         dropped += drop_rows_after(self.run_dir / "updates.csv", "updates", self.core.updates)
         return (f"resumed from {self.checkpoint_dir / 'latest.pt'}: {self.core.updates} updates, "
                 f"{self.core.env_steps} env steps, weights v{self.core.weights_version} "
-                f"({dropped} log rows past the checkpoint dropped)")
+                f"({dropped} log rows past the checkpoint dropped){relabelled}")
 
     def new_acks(self, actor_id: str, incarnation: str) -> Acks:
         """An empty answer to one actor process, telling it how far its earlier processes got."""

@@ -159,14 +159,17 @@ class TransitionArrays:
     """A batch of transitions as arrays with a leading dimension B."""
     observations: np.ndarray  # (B, obs_dim) float32
     actions: np.ndarray  # (B, act_dim) float32
-    rewards: np.ndarray  # (B,) float32, already shaped
+    # The env's named reward terms and own reward, unshaped: the learner shapes them when it samples,
+    # so a changed reward configuration applies to everything in the buffers.
+    reward_terms: np.ndarray  # (B, T) float32
+    raw_rewards: np.ndarray  # (B,) float32
     next_observations: np.ndarray  # (B, obs_dim) float32
     terminated: np.ndarray  # (B,) bool
     intervention: np.ndarray  # (B,) bool
     sequences: np.ndarray  # (B,) uint64, the actor's transition sequence numbers
 
     def __len__(self) -> int:
-        return len(self.rewards)
+        return len(self.raw_rewards)
 
     def select(self, mask_or_index) -> "TransitionArrays":
         return TransitionArrays(**{f.name: getattr(self, f.name)[mask_or_index] for f in fields(self)})

@@ -24,9 +24,10 @@ class TrainBatch:
     terminated: torch.Tensor  # (B,) float: 1 stops bootstrapping; truncation is 0
 
     @staticmethod
-    def from_arrays(t: TransitionArrays) -> "TrainBatch":
+    def from_arrays(t: TransitionArrays, rewards: np.ndarray) -> "TrainBatch":
+        """`t` with its `rewards` (B,), shaped from its reward terms by the learner."""
         return TrainBatch(torch.from_numpy(t.observations), torch.from_numpy(t.actions),
-                          torch.from_numpy(t.rewards), torch.from_numpy(t.next_observations),
+                          torch.from_numpy(rewards), torch.from_numpy(t.next_observations),
                           torch.from_numpy(t.terminated.astype(np.float32)))
 
 
