@@ -107,7 +107,8 @@ def test_oversized_batches_and_huge_or_infinite_derived_values_are_refused():
 
 def test_a_diverged_critic_stops_training_and_cannot_be_checkpointed_or_published():
     cfg = small_cfg(backend="sb3_sac")
-    cfg.learner.max_abs_value = 1e38  # let a huge observation through, as the old learner did
+    cfg.learner.max_abs_value = 1e38  # let a huge observation through, as the old learner did ...
+    cfg.algo.observation_normalization = "none"  # ... and feed it to the networks unnormalised
     actor = make_actor(cfg)
     learner = LearnerCore(cfg, 3, 2, TERMS)
     for batch in _episode_batches(cfg, actor, episodes=2):

@@ -66,6 +66,10 @@ class AlgoConfig:
     learning_starts: int = 1000  # env steps with random actions before the first update
     hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
     torch_compile: bool = False  # lerobot 0.4 compiles its critics; 0.6 stopped because SAC did not converge
+    # statistics (mean/std of the buffers at the first update, then frozen) | bounds (the env's finite
+    # observation bounds to [-1, 1]) | none. Travels with the weights: the actor applies the same.
+    observation_normalization: str = "statistics"
+    observation_clip: float = 10.0  # normalised observations are clipped to +-this
     ppo_n_steps: int = 2048
     ppo_n_epochs: int = 10
     ppo_gae_lambda: float = 0.95
@@ -164,7 +168,8 @@ SECTIONS = {f.name: f.type for f in dataclasses.fields(ExperimentConfig) if f.na
 PPO_ONLY = {"ppo_n_steps", "ppo_n_epochs", "ppo_gae_lambda", "ppo_clip_range"}
 SAC_ONLY = {"temperature_init", "target_entropy", "utd_ratio", "num_critics", "tau", "use_backup_entropy",
             "online_buffer_capacity", "offline_buffer_capacity", "offline_ratio", "learning_starts",
-            "actor_lr", "critic_lr", "temperature_lr", "torch_compile"}
+            "actor_lr", "critic_lr", "temperature_lr", "torch_compile", "observation_normalization",
+            "observation_clip"}
 VR_SOURCES = ("openxr", "replay", "none")
 PIPELINE_BACKENDS = ("lerobot_sac", "sb3_sac")
 ALL_BACKENDS = PIPELINE_BACKENDS + ("sb3_ppo",)
@@ -314,6 +319,14 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
     for name in ("batch_size", "utd_ratio", "num_critics", "online_buffer_capacity", "offline_buffer_capacity"):
         _require(getattr(algo, name) >= 1, f"algo.{name} must be >= 1")
     _require(algo.learning_starts >= 0, "algo.learning_starts must be >= 0")
+    _require(algo.observation_normalization in ("statistics", "bounds", "none"),
+             f"algo.observation_normalization must be statistics, bounds or none, got '{algo.observation_normalization}'")
+    _require(algo.observation_clip > 0, "algo.observation_clip must be > 0")
+    if algo.observation_normalization == "bounds":
+        from kuavo_rl.envs import observation_bounds
+        _require(observation_bounds(env) is not None,
+                 f"algo.observation_normalization: bounds needs finite observation bounds; env {env.name} has none "
+                 f"(use statistics)")
     for part in ("actor", "critic", "temperature"):
         _require(algo.part_lr(part) > 0, f"algo.{part}_lr must be > 0")
     _require(cfg.run.total_env_steps >= 1, "run.total_env_steps must be >= 1")

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from kuavo_rl.algos import make_backend
-from kuavo_rl.algos.base import (WEIGHTS_FORMAT, Backend, TrainBatch, encode_weights, parameters_finite,
+from kuavo_rl.algos.base import (WEIGHTS_FORMAT, TrainBatch, encode_weights, parameters_finite,
                                  updates_owed)
 from kuavo_rl.buffer import RLPDBuffers
+from kuavo_rl.envs import observation_bounds
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.protocol import BatchError, StepBatch, TransitionArrays
 from kuavo_rl.reward import LiveRewardLint, RewardShaper, lint_config
@@ -115,7 +116,7 @@ class LearnerCore:
         self.shaper = RewardShaper(cfg.reward, self.reward_term_names)
         self.config_warnings = lint_config(cfg.reward, cfg.algo, action_dim, self.shaper)
         self.live_lint = LiveRewardLint(sac_backend=True)
-        self.backend: Backend = make_backend(cfg.algo, observation_dim, action_dim, self.seed)
+        self.backend = make_backend(cfg.algo, observation_dim, action_dim, self.seed, observation_bounds(cfg.env))
         algo = cfg.algo
         self.buffers = RLPDBuffers(algo.online_buffer_capacity, algo.offline_buffer_capacity,
                                    observation_dim, action_dim, len(self.reward_term_names), algo.offline_ratio)
@@ -191,6 +192,9 @@ class LearnerCore:
 
     def sample_batch(self) -> TrainBatch:
         """An RLPD batch with its rewards shaped by the current reward configuration."""
+        normalizer = self.backend.normalizer
+        if self.cfg.algo.observation_normalization == "statistics" and not bool(normalizer.fitted):
+            normalizer.fit(self.buffers.online.contents().observations)  # frozen from here on
         sample, n_offline = self.buffers.sample(self.cfg.algo.batch_size, self.rng)
         self.last_batch_offline_share = n_offline / len(sample)
         rewards = self.shaper(sample.reward_terms, sample.raw_rewards)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # the config schema reads the env table, so this module must 
 
     from kuavo_rl.config import EnvConfig
 
-__all__ = ["ENVS", "EnvEntry", "EnvSpec", "env_spec", "make_env"]
+__all__ = ["ENVS", "EnvEntry", "EnvSpec", "env_spec", "make_env", "observation_bounds"]
 
 
 class EnvSpec(NamedTuple):
@@ -40,3 +40,12 @@ def env_spec(cfg: EnvConfig) -> EnvSpec:
         from kuavo_rl.envs.pick_lift import PickLiftEnv
         return EnvSpec(PickLiftEnv.OBSERVATION_DIM, PickLiftEnv.ACTION_DIM, PickLiftEnv.reward_term_names)
     raise ValueError(f"unknown env {cfg.name!r} (known: {', '.join(ENVS)})")
+
+
+def observation_bounds(cfg: EnvConfig):
+    """The env's finite observation bounds (low, high), or None when it has none (the simulator)."""
+    if cfg.name == "toy":
+        import numpy as np
+        dim = env_spec(cfg).observation_dim
+        return -np.ones(dim, np.float32), np.ones(dim, np.float32)
+    return None
