@@ -2,10 +2,9 @@
 e-stop latching, the end of a run."""
 import numpy as np
 import pytest
-
-from helpers.cores import TERMS, make_actor, run_episode, small_cfg
 import torch
 
+from helpers.cores import TERMS, make_actor, run_episode, small_cfg
 from kuavo_rl.actor_core import WeightsRejected
 from kuavo_rl.algos.base import encode_weights
 from kuavo_rl.config import config_from_dict

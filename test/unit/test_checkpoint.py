@@ -11,6 +11,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+
 from helpers.cores import TERMS, make_actor, run_episode, small_cfg
 from kuavo_rl.checkpoint import LATEST, CheckpointError, load_latest, remove_stale_temporaries, save_checkpoint
 from kuavo_rl.learner_core import LearnerCore

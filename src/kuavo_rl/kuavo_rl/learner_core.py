@@ -9,11 +9,10 @@ import numpy as np
 import torch
 
 from kuavo_rl.algos import make_backend
-from kuavo_rl.algos.base import (WEIGHTS_FORMAT, TrainBatch, encode_weights, parameters_finite,
-                                 updates_owed)
+from kuavo_rl.algos.base import WEIGHTS_FORMAT, TrainBatch, encode_weights, parameters_finite, updates_owed
 from kuavo_rl.buffer import RLPDBuffers
-from kuavo_rl.envs import observation_bounds
 from kuavo_rl.config import ExperimentConfig
+from kuavo_rl.envs import observation_bounds
 from kuavo_rl.protocol import BatchError, StepBatch, TransitionArrays
 from kuavo_rl.reward import LiveRewardLint, RewardShaper, lint_config
 

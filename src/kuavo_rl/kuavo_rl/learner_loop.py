@@ -19,7 +19,6 @@ from kuavo_rl.progress import ProgressLine
 from kuavo_rl.protocol import Acks, BatchError, StepBatch
 from kuavo_rl.run_log import RunLog, drop_rows_after
 
-
 Sender = tuple[str, str]  # (actor_id, incarnation): one actor process
 
 

@@ -6,11 +6,15 @@ import hashlib
 import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from kuavo_rl.protocol import TransitionArrays
+
+if TYPE_CHECKING:
+    from kuavo_rl.config import AlgoConfig
 
 WEIGHTS_FORMAT = "torch.save/state_dict"
 
