@@ -140,8 +140,9 @@ def test_restarted_actor_with_weights_skips_the_random_warm_up():
                      for i in range(3)]
     expected = np.random.default_rng(cfg.run.seed + 1).uniform(-1.0, 1.0, (3, 2)).astype(np.float32)
     assert np.allclose(fresh_actions, expected)
-    restarted_actions = [restarted._choose(StepObservation(0, i, obs, np.zeros(2, np.float32), 0.0, False, False)).action
-                         for i in range(3)]
+    restarted_actions = [
+        restarted._choose(StepObservation(0, i, obs, np.zeros(2, np.float32), 0.0, False, False)).action
+        for i in range(3)]
     assert not np.allclose(restarted_actions, np.random.default_rng(cfg.run.seed + 1).uniform(-1.0, 1.0, (3, 2)))
 
 
@@ -178,3 +179,33 @@ def test_finished_actor_ignores_a_resent_final_observation():
     assert decisions[-1] is None and actor.finished
     last = StepObservation(0, 5, np.full(3, 5, np.float32), np.array([0.1, 0.2], np.float32), -0.1, False, True)
     assert actor.on_step(last) is None  # no reset: the run is over
+
+
+# ---- found by the fuzz test (test/ros/test_fuzz.py) ----------------------------------------------------
+def test_a_takeover_outside_the_action_box_is_refused():
+    actor = make_actor(small_cfg())
+    with pytest.raises(ValueError, match=r"outside the \[-1, 1\] action box"):
+        actor.on_intervention(InterventionInput(True, np.array([1e30, -1e30], np.float32), received_at=0.0))
+    assert not actor.on_step(_obs(0)).intervention  # the policy acts; no batch the learner would refuse whole
+
+
+def test_an_observation_the_learner_would_refuse_is_refused_at_the_actor():
+    cfg = small_cfg()
+    actor = make_actor(cfg)
+    actor.on_step(_obs(0))
+    huge = StepObservation(0, 1, np.full(3, 1e30, np.float32), np.zeros(2, np.float32), 0.0, False, False)
+    with pytest.raises(ValueError, match="max_abs_value"):
+        actor.on_step(huge)
+    for step in range(1, 6):  # the env resends a sane observation: the episode goes on
+        actor.on_step(StepObservation(0, step, np.zeros(3, np.float32), np.zeros(2, np.float32), 0.0, False, step == 5))
+    (batch,) = actor.batches_to_send(0.0)
+    LearnerCore(cfg, 3, 2, TERMS).ingest(batch)  # not refused: the genuine steps are kept
+    assert batch.count == 5
+
+
+def test_a_refused_estop_reset_leaves_the_estop_latched():
+    actor = make_actor(small_cfg())
+    actor.on_intervention(InterventionInput(False, np.zeros(0, np.float32), 0.0, estop=True, authenticated=False))
+    with pytest.raises(ValueError):
+        actor.on_intervention(InterventionInput(True, np.full(5, np.nan, np.float32), 0.0, estop_reset=True))
+    assert actor.estopped, "a refused message must change nothing"

@@ -16,6 +16,9 @@ from kuavo_rl.protocol import Acks, ActionDecision, InterventionInput, StepBatch
 
 log = logging.getLogger("kuavo_rl.actor")
 
+# Every env takes actions in [-1, 1]^N; a takeover a rounding error outside is clipped, not refused.
+ACTION_TOLERANCE = 1e-4
+
 
 @dataclass
 class _Unacked:
@@ -99,12 +102,17 @@ class ActorCore:
             return
         if not intervention.authenticated:
             raise ValueError("takeover or reset not signed by this run's VR node")
-        if intervention.estop_reset:
+        if intervention.active:
+            action = intervention.action
+            if len(action) != self.action_dim:
+                raise ValueError(f"intervention action has {len(action)} dims, env expects {self.action_dim}")
+            if not np.all(np.isfinite(action)):
+                raise ValueError("intervention action contains NaN/inf")
+            if np.max(np.abs(action)) > 1.0 + ACTION_TOLERANCE:
+                shown = np.round(action, 3).tolist()
+                raise ValueError(f"intervention action {shown} is outside the [-1, 1] action box")
+        if intervention.estop_reset:  # only a message that passed every check may clear the latch
             self.estopped = False
-        if intervention.active and len(intervention.action) != self.action_dim:
-            raise ValueError(f"intervention action has {len(intervention.action)} dims, env expects {self.action_dim}")
-        if intervention.active and not np.all(np.isfinite(intervention.action)):
-            raise ValueError("intervention action contains NaN/inf")
         self.intervention = intervention
 
     def _observe_learner_run(self, learner_run_id: str) -> bool:
@@ -186,6 +194,11 @@ class ActorCore:
         if obs.reward_terms.shape != (len(self.reward_term_names),):
             raise ValueError(f"observation has {obs.reward_terms.size} reward terms, expected "
                              f"{len(self.reward_term_names)} {list(self.reward_term_names)}")
+        limit = self.cfg.learner.max_abs_value  # refused here rather than lose the whole batch at the learner
+        values = np.concatenate([obs.observation, obs.reward_terms, [obs.raw_reward]])
+        largest = float(np.max(np.abs(values)))
+        if not largest <= limit:
+            raise ValueError(f"observation has a value of magnitude {largest:.3g} > learner.max_abs_value={limit:g}")
         reset = ActionDecision(obs.episode_id, obs.step_index, np.zeros(self.action_dim, np.float32), reset=True)
         if obs.step_index == 0:
             self._start_episode()
@@ -262,5 +275,6 @@ class ActorCore:
         owed = updates_owed(algo, self.run_env_steps)
         if owed == 0:
             return False
-        lag_limit = 2 * (self.cfg.learner.publish_weights_every_updates + self.cfg.actor.batch_transitions * algo.utd_ratio)
+        per_batch = self.cfg.actor.batch_transitions * algo.utd_ratio
+        lag_limit = 2 * (self.cfg.learner.publish_weights_every_updates + per_batch)
         return owed - self.learner_updates > lag_limit
