@@ -43,8 +43,8 @@ class ActorNode(Node):
         self.answered: dict[tuple[int, int], ActionCommand] = {}
         self.done = False
         self.started = time.monotonic()
-        self.get_logger().info(f"actor {self.actor_id} (process {self.core.incarnation}): backend {self.cfg.algo.backend}, "
-                               f"{self.cfg.run.total_env_steps} env steps, action_dim {act_dim}")
+        self.get_logger().info(f"actor {self.actor_id} (process {self.core.incarnation}): backend "
+                               f"{self.cfg.algo.backend}, {self.cfg.run.total_env_steps} env steps, action_dim {act_dim}")
 
     def on_observation(self, msg: EnvObservation) -> None:
         key = (msg.episode_id, msg.step_index)
