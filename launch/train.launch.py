@@ -8,7 +8,8 @@ Without `ros2 launch` (PyPI-wheel installs): `kuavo-rl train` runs the same node
 parameters (both follow kuavo_rl.launch_plan). The launch ends when the actor has finished its env
 steps and final evaluation.
 """
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable
+from launch.actions import (DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler,
+                            SetEnvironmentVariable)
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch_ros.actions import Node
