@@ -33,3 +33,19 @@ def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.2):
             return value
         time.sleep(poll_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def start_toy_node(role: str, run_dir: Path, overrides: list[str]):
+    """One node of the toy pipeline as its own process (CONFIG plus `overrides`), logging to run_dir/logs."""
+    from kuavo_rl.supervisor import start_node, write_params_file
+    params = write_params_file(run_dir / "params.yaml", str(CONFIG), overrides, run_dir)
+    return start_node(role, params, run_dir / "logs", echo=False)
+
+
+def probe_node(context, name: str):
+    """A node in the test process, and the executor that spins it."""
+    import rclpy
+    node = rclpy.create_node(name, context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    return node, executor

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import rclpy
 
 import kuavo_msgs.msg as msgs
-from helpers.pipeline import CONFIG, TWO_DIM, wait_for
+from helpers.pipeline import TWO_DIM, probe_node, start_toy_node, wait_for
 from helpers.signing import run_signer
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import batch_to_msg
@@ -29,15 +28,12 @@ def batch(sequence: int, observation: float, n: int = 50) -> StepBatch:
 
 def test_diverged_training_exits_3_with_the_reason_and_keeps_the_last_finite_checkpoint(tmp_path, rclpy_context):
     from kuavo_rl.checkpoint import load_latest
-    from kuavo_rl.supervisor import start_node, stop_node, write_params_file
+    from kuavo_rl.supervisor import stop_node
     overrides = TWO_DIM + ["algo.backend=sb3_sac", "algo.learning_starts=50", "algo.batch_size=32",
                            "learner.max_abs_value=1e38", "algo.observation_normalization=none",
                            "learner.checkpoint_period_s=0.2", "run.progress_line=false"]
-    params = write_params_file(tmp_path / "params.yaml", str(CONFIG), overrides, tmp_path)
-    learner = start_node("learner", params, tmp_path / "logs", echo=False)
-    node = rclpy.create_node("diverging_actor", context=rclpy_context)
-    executor = rclpy.executors.SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
+    learner = start_toy_node("learner", tmp_path, overrides)
+    node, executor = probe_node(rclpy_context, "diverging_actor")
     acks = []
     node.create_subscription(msgs.BatchAck, topics.TRANSITIONS_ACK, acks.append, qos.ACKS)
     publisher = node.create_publisher(msgs.TransitionBatch, topics.TRANSITIONS, qos.TRANSITIONS)

@@ -5,10 +5,9 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 
 import kuavo_msgs.msg as msgs
-from helpers.pipeline import CONFIG, wait_for
+from helpers.pipeline import probe_node, start_toy_node, wait_for
 from helpers.signing import run_signer
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import action_to_msg
@@ -19,12 +18,9 @@ pytestmark = pytest.mark.slow  # separate ROS processes over DDS
 
 def drive_env_node(tmp_path, context, overrides, seconds: float, answer=True):
     """Answer every observation with a zero action for `seconds`; return (receive time, msg) pairs."""
-    from kuavo_rl.supervisor import start_node, stop_node, write_params_file
-    params = write_params_file(tmp_path / "params.yaml", str(CONFIG), overrides, tmp_path)
-    env = start_node("env", params, tmp_path / "logs", echo=False)
-    node = rclpy.create_node("mini_actor", context=context)
-    executor = rclpy.executors.SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    from kuavo_rl.supervisor import stop_node
+    env = start_toy_node("env", tmp_path, overrides)
+    node, executor = probe_node(context, "mini_actor")
     received = []
     publisher = node.create_publisher(msgs.ActionCommand, topics.ACTION, qos.STEP)
     signer = run_signer(tmp_path)

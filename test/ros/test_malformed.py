@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import rclpy
 
 import kuavo_msgs.msg as msgs
-from helpers.pipeline import CONFIG, TWO_DIM, wait_for
+from helpers.pipeline import TWO_DIM, probe_node, start_toy_node, wait_for
 from helpers.signing import run_signer
 from kuavo_msgs.srv import SaveCheckpoint
 from kuavo_rl import qos, topics
@@ -43,13 +42,9 @@ def malformed_messages():
 
 def test_learner_rejects_malformed_batches_and_keeps_valid_data(tmp_path, rclpy_context):
     from kuavo_rl.checkpoint import load_latest
-    from kuavo_rl.supervisor import start_node, stop_node, write_params_file
-    params = write_params_file(tmp_path / "params.yaml", str(CONFIG),
-                               TWO_DIM + ["env.obs_mode=zero_obs", "run.progress_line=false"], tmp_path)
-    learner = start_node("learner", params, tmp_path / "logs", echo=False)
-    node = rclpy.create_node("malformed_sender", context=rclpy_context)
-    executor = rclpy.executors.SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
+    from kuavo_rl.supervisor import stop_node
+    learner = start_toy_node("learner", tmp_path, TWO_DIM + ["env.obs_mode=zero_obs", "run.progress_line=false"])
+    node, executor = probe_node(rclpy_context, "malformed_sender")
     acks = []
     node.create_subscription(msgs.BatchAck, topics.TRANSITIONS_ACK, acks.append, qos.ACKS)
     publisher = node.create_publisher(msgs.TransitionBatch, topics.TRANSITIONS, qos.TRANSITIONS)
