@@ -60,3 +60,11 @@ def test_bounds_normalization_needs_an_env_with_bounds():
     assert learner.backend.normalizer.mean.tolist() == [0.0, 0.0, 0.0]  # toy observations are in [-1, 1]
     with pytest.raises(ConfigError, match="bounds needs finite observation bounds; env pick_lift"):
         load_config(None, ["env.name=pick_lift", "env.action_dim=4", "algo.observation_normalization=bounds"])
+
+
+def test_sb3_sac_trains_at_the_learning_rate_set_per_part():
+    # All three set (equal, as SB3 needs): it used to train at the default algo.lr instead.
+    cfg = small_cfg(backend="sb3_sac", actor_lr=1e-3, critic_lr=1e-3, temperature_lr=1e-3)
+    model = make_backend(cfg.algo, 3, 2, seed=0).inner.model
+    optimizers = (model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer)
+    assert [group["lr"] for optimizer in optimizers for group in optimizer.param_groups] == [1e-3] * 3
