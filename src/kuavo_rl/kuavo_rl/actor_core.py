@@ -185,10 +185,8 @@ class ActorCore:
         self.episode_is_eval = self.final_eval_left is not None or (every > 0 and self.stats.episodes % every == 0)
         self.episode_return = 0.0
 
-    def on_step(self, obs: StepObservation) -> ActionDecision | None:
-        """Answer an observation with an action, a reset, or None once finished."""
-        if self.finished:
-            return None  # e.g. the env resending its last observation while the last acks arrive
+    def check(self, obs: StepObservation) -> None:
+        """Raise ValueError for an observation this actor cannot use (before it is held or answered)."""
         if obs.observation.shape != (self.observation_dim,):
             raise ValueError(f"observation has shape {obs.observation.shape}, expected ({self.observation_dim},)")
         if obs.reward_terms.shape != (len(self.reward_term_names),):
@@ -199,6 +197,12 @@ class ActorCore:
         largest = float(np.max(np.abs(values)))
         if not largest <= limit:
             raise ValueError(f"observation has a value of magnitude {largest:.3g} > learner.max_abs_value={limit:g}")
+
+    def on_step(self, obs: StepObservation) -> ActionDecision | None:
+        """Answer an observation with an action, a reset, or None once finished."""
+        if self.finished:
+            return None  # e.g. the env resending its last observation while the last acks arrive
+        self.check(obs)
         reset = ActionDecision(obs.episode_id, obs.step_index, np.zeros(self.action_dim, np.float32), reset=True)
         if obs.step_index == 0:
             self._start_episode()

@@ -52,7 +52,9 @@ class ActorNode(Node):
             self.action_pub.publish(self.guard.sign(self.answered[key]))
             return
         core = self.core
-        self.waiting = observation_from_msg(msg, core.observation_dim, core.reward_term_names)
+        observation = observation_from_msg(msg, core.observation_dim, core.reward_term_names)
+        core.check(observation)  # refused here: a held observation is answered later, from the timer
+        self.waiting = observation
         self.answer_waiting()
 
     def answer_waiting(self) -> None:
