@@ -162,7 +162,8 @@ class ActorCore:
         if iv is not None and iv.active:
             if self.episode_is_eval:
                 self._preempt_evaluation()
-            return ActionDecision(obs.episode_id, obs.step_index, np.asarray(iv.action, np.float32).copy(), True)
+            action = np.clip(np.asarray(iv.action, np.float32), -1.0, 1.0)  # within ACTION_TOLERANCE of it
+            return ActionDecision(obs.episode_id, obs.step_index, action, True)
         warming_up = self.policy_version == 0 and self.run_env_steps < self.cfg.algo.learning_starts
         if warming_up and not self.episode_is_eval:
             action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
