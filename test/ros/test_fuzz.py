@@ -168,6 +168,18 @@ class Fuzz:
     def signed(self, build, reason: str):
         return (lambda ctx: ctx["signer"].sign(build())), reason
 
+    VECTOR_KINDS = ("size", "nan", "inf", "empty")
+
+    def vector_attack(self, kind: str, build, size_reason, nan_reason: str):
+        """A signed message whose action vector has the wrong size, NaN/inf, or nothing (`build(action)`)."""
+        rng = self.rng
+        if kind == "size":
+            n = int(rng.choice([1, 3, 14, 1000]))
+            return self.signed(lambda: build(rng.uniform(-1, 1, n)), size_reason(n))
+        if kind in ("nan", "inf"):
+            return self.signed(lambda: build(bad_floats(rng, ACT_DIM, kind)), nan_reason)
+        return self.signed(lambda: build(np.zeros(0)), size_reason(0))
+
     # -- env node <- ActionCommand ---------------------------------------------------------------------------
     def action(self, i: int):
         rng = self.rng
@@ -177,15 +189,11 @@ class Fuzz:
                                       action=f32(rng.uniform(-1, 1, ACT_DIM) if action is None else action),
                                       intervention=bool(rng.random() < 0.5))
 
-        kinds = self.AUTH_KINDS + ("size", "nan", "inf", "empty")
+        kinds = self.AUTH_KINDS + self.VECTOR_KINDS
         kind = kinds[i % len(kinds)]
-        if kind == "size":
-            n = int(rng.choice([1, 3, 14, 1000]))
-            return self.signed(lambda: build(rng.uniform(-1, 1, n)), f"action has {n} values, env expects {ACT_DIM}")
-        if kind in ("nan", "inf"):
-            return self.signed(lambda: build(bad_floats(rng, ACT_DIM, kind)), "action contains NaN/inf")
-        if kind == "empty":
-            return self.signed(lambda: build(np.zeros(0)), f"action has 0 values, env expects {ACT_DIM}")
+        if kind in self.VECTOR_KINDS:
+            return self.vector_attack(kind, build, lambda n: f"action has {n} values, env expects {ACT_DIM}",
+                                      "action contains NaN/inf")
         return self.auth_attack(kind, lambda ctx: build(), "action")
 
     def action_ignored(self, i: int):
@@ -303,15 +311,11 @@ class Fuzz:
             return msgs.Intervention(active=True, action=f32(rng.uniform(-1, 1, ACT_DIM) if action is None else action),
                                      source="fuzz", estop=False, estop_reset=reset)
 
-        kinds = self.AUTH_KINDS + ("size", "nan", "inf", "empty", "unsigned_reset")
+        kinds = self.AUTH_KINDS + self.VECTOR_KINDS + ("unsigned_reset",)
         kind = kinds[i % len(kinds)]
-        if kind == "size":
-            n = int(rng.choice([1, 3, 14, 1000]))
-            return self.signed(lambda: build(rng.uniform(-1, 1, n)), f"intervention action has {n} dims")
-        if kind in ("nan", "inf"):
-            return self.signed(lambda: build(bad_floats(rng, ACT_DIM, kind)), "intervention action contains NaN/inf")
-        if kind == "empty":
-            return self.signed(lambda: build(np.zeros(0)), "intervention action has 0 dims")
+        if kind in self.VECTOR_KINDS:
+            return self.vector_attack(kind, build, lambda n: f"intervention action has {n} dims",
+                                      "intervention action contains NaN/inf")
         if kind == "unsigned_reset":  # only the run's own VR node may clear an e-stop
             return (lambda ctx: build(reset=True)), NOT_FROM_RUN
         return self.auth_attack(kind, lambda ctx: build(), "intervention")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kuavo_rl.algos.base import ActorPolicy, Backend
 from kuavo_rl.algos.normalization import NO_CLIP, NormalizedActorPolicy, NormalizedBackend, ObservationNormalizer
 from kuavo_rl.config import AlgoConfig
 
@@ -19,29 +20,27 @@ def _normalizer(cfg: AlgoConfig, obs_dim: int, bounds: tuple[np.ndarray, np.ndar
     return normalizer
 
 
+def _implementation(backend: str) -> tuple[type[Backend], type[ActorPolicy]]:
+    """The learner-side and actor-side classes of `backend`; both are built as (cfg, obs_dim, act_dim, seed)."""
+    if backend == "lerobot_sac":
+        from kuavo_rl.algos.lerobot_sac import LerobotSACActor, LerobotSACBackend
+        return LerobotSACBackend, LerobotSACActor
+    if backend == "sb3_sac":
+        from kuavo_rl.algos.sb3_sac import SB3SACActor, SB3SACBackend
+        return SB3SACBackend, SB3SACActor
+    raise ValueError(f"backend {backend!r} has no learner-side update or actor policy (sb3_ppo runs only in-process)")
+
+
 def make_backend(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int,
                  observation_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> NormalizedBackend:
+    backend_class, _ = _implementation(cfg.backend)
     torch.manual_seed(seed)
-    if cfg.backend == "lerobot_sac":
-        from kuavo_rl.algos.lerobot_sac import LerobotSACBackend
-        inner = LerobotSACBackend(cfg, obs_dim, act_dim)
-    elif cfg.backend == "sb3_sac":
-        from kuavo_rl.algos.sb3_sac import SB3SACBackend
-        inner = SB3SACBackend(cfg, obs_dim, act_dim, seed)
-    else:
-        raise ValueError(f"backend {cfg.backend!r} has no learner-side update (sb3_ppo runs only in-process)")
-    return NormalizedBackend(inner, _normalizer(cfg, obs_dim, observation_bounds))
+    return NormalizedBackend(backend_class(cfg, obs_dim, act_dim, seed),
+                             _normalizer(cfg, obs_dim, observation_bounds))
 
 
 def make_actor_policy(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int) -> NormalizedActorPolicy:
     """The actor's normaliser is the identity until the first weights bring the learner's."""
+    _, policy_class = _implementation(cfg.backend)
     torch.manual_seed(seed)
-    if cfg.backend == "lerobot_sac":
-        from kuavo_rl.algos.lerobot_sac import LerobotSACActor
-        inner = LerobotSACActor(cfg, obs_dim, act_dim)
-    elif cfg.backend == "sb3_sac":
-        from kuavo_rl.algos.sb3_sac import SB3SACActor
-        inner = SB3SACActor(cfg, obs_dim, act_dim, seed)
-    else:
-        raise ValueError(f"backend {cfg.backend!r} has no actor policy")
-    return NormalizedActorPolicy(inner, ObservationNormalizer(obs_dim))
+    return NormalizedActorPolicy(policy_class(cfg, obs_dim, act_dim, seed), ObservationNormalizer(obs_dim))

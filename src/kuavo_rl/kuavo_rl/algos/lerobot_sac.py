@@ -40,7 +40,8 @@ def _observation_dict(observations: torch.Tensor) -> dict[str, torch.Tensor]:
 class LerobotSACBackend(Backend):
     name = "lerobot_sac"
 
-    def __init__(self, cfg: AlgoConfig, obs_dim: int, act_dim: int):
+    def __init__(self, cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
+        # lerobot draws its initial weights from torch's global generator, which make_backend seeds.
         self.cfg = cfg
         self.policy = make_sac_policy(cfg, obs_dim, act_dim)
         self.policy.train()
@@ -104,8 +105,8 @@ class LerobotSACBackend(Backend):
 class LerobotSACActor(ActorPolicy):
     backend_name = "lerobot_sac"
 
-    def __init__(self, cfg: AlgoConfig, obs_dim: int, act_dim: int):
-        self.policy = make_sac_policy(cfg, obs_dim, act_dim)
+    def __init__(self, cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
+        self.policy = make_sac_policy(cfg, obs_dim, act_dim)  # seeded like LerobotSACBackend
         self.policy.eval()
 
     @property

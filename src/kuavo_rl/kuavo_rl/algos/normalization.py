@@ -12,6 +12,8 @@ to physical units itself, so policy, takeovers and buffers share one action scal
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -57,9 +59,9 @@ class NormalizedBackend(Backend):
 
     def update(self, batch: TrainBatch) -> dict[str, float]:
         with torch.no_grad():
-            observations, next_observations = self.normalizer(batch.observations), self.normalizer(batch.next_observations)
-        return self.inner.update(TrainBatch(observations, batch.actions, batch.rewards, next_observations,
-                                            batch.terminated))
+            normalized = replace(batch, observations=self.normalizer(batch.observations),
+                                 next_observations=self.normalizer(batch.next_observations))
+        return self.inner.update(normalized)
 
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
         return {**{f"policy.{k}": v for k, v in self.inner.actor_state_dict().items()},
