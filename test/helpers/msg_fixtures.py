@@ -8,7 +8,8 @@ import importlib
 STACK_MESSAGES = ("EnvObservation", "ActionCommand", "TransitionBatch", "BatchAck", "PolicyWeights",
                   "Intervention", "LearnerStatus")
 KUAVO_MESSAGES = ("JointData", "ImuData", "EndEffectorData", "SensorsData", "ArmTargetPoses",
-                  "RobotHandPosition", "LejuClawCommand")
+                  "RobotHandPosition", "LejuClawCommand", "ArmHandPose", "TwoArmHandPose", "IkSolveParam",
+                  "TwoArmHandPoseCmd")
 ARRAY_CODES = {"float": "f", "double": "d", "uint64": "Q", "uint32": "I", "uint8": "B", "int32": "i",
                "int64": "q", "octet": "B"}
 
@@ -40,6 +41,9 @@ def fill(msg, seed: int = 1):
             if inner in ARRAY_CODES:
                 values = array.array(ARRAY_CODES[inner], values)
             setattr(msg, field, values)
+        elif kind.endswith("]"):  # a fixed-size array, e.g. double[3]
+            inner, size = kind[:-1].split("[")
+            setattr(msg, field, [_scalar(inner, value_seed + i, True) for i in range(int(size))])
         elif "/" in kind:
             setattr(msg, field, fill(_message_class(kind)(), value_seed))
         else:

@@ -55,7 +55,7 @@ def test_every_message_crosses_dds_identical(rclpy_context, names):
     for name in names:
         expected, got = make(name), received[f"/test/{name}"]
         for field in expected.get_fields_and_field_types():
-            assert getattr(got, field) == getattr(expected, field), f"{name}.{field} differs"
+            assert _same(getattr(got, field), getattr(expected, field)), f"{name}.{field} differs"
         assert got == expected
 
 
@@ -64,7 +64,12 @@ def test_fixture_messages_populate_every_field():
     for name in STACK_MESSAGES + KUAVO_MESSAGES:
         msg, default = make(name), getattr(msgs, name)()
         for field in msg.get_fields_and_field_types():
-            assert getattr(msg, field) != getattr(default, field), f"{name}.{field} not populated"
+            assert not _same(getattr(msg, field), getattr(default, field)), f"{name}.{field} not populated"
+
+
+def _same(a, b) -> bool:
+    """Field equality; fixed-size array fields are numpy arrays."""
+    return bool(np.array_equal(a, b)) if isinstance(a, np.ndarray) else a == b
 
 
 def test_ten_thousand_transition_batch_crosses_intact(rclpy_context):
