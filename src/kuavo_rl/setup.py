@@ -36,6 +36,7 @@ setup(
             "env_node = kuavo_rl.nodes.env_node:main",
             "actor_node = kuavo_rl.nodes.actor_node:main",
             "learner_node = kuavo_rl.nodes.learner_node:main",
+            "kuavo_sim_node = kuavo_rl.nodes.kuavo_sim_node:main",
             "kuavo-rl = kuavo_rl.cli:main",
         ],
     },

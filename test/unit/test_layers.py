@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "src" / "kuavo_rl"
-SHELLS = {"kuavo_rl.cli", "kuavo_rl.supervisor", "kuavo_rl.inprocess", "kuavo_rl.launch_plan"}
+SHELLS = {"kuavo_rl.cli", "kuavo_rl.supervisor", "kuavo_rl.inprocess", "kuavo_rl.launch_plan",
+          "kuavo_rl.launch_description", "kuavo_rl.kuavo.ros2_link"}
 SHELL_PACKAGES = ("kuavo_rl.nodes", "kuavo_rl.diagnostics")
 # The modules every other one builds on import nothing of the stack but what is listed.
 FOUNDATIONS = {"kuavo_rl.protocol": set(), "kuavo_rl.envs.registry": set(), "kuavo_rl.topics": set(),
-               "kuavo_rl.qos": set(), "kuavo_rl.config": {"kuavo_rl.envs", "kuavo_rl.envs.registry"}}
+               "kuavo_rl.qos": set(), "kuavo_rl.kuavo.settings": set(),
+               "kuavo_rl.config": {"kuavo_rl.envs", "kuavo_rl.envs.registry", "kuavo_rl.kuavo", "kuavo_rl.kuavo.settings"}}
 
 
 def module_name(path: Path) -> str:

@@ -8,6 +8,7 @@ from kuavo_vr_teleop.mapping import (
     KuavoArmsCommand,
     KuavoArmsMapping,
     ToyAxesMapping,
+    TwoHandDeltaMapping,
     make_mapping,
     matrix_to_quat,
     quat_to_matrix,
@@ -27,6 +28,18 @@ def test_ee_delta_axes_scale_and_gripper():
     assert a.dtype == np.float32 and np.all(np.abs(a) <= 1.0) and a[3] == 1.0
     opening = frame(0.1, REF.right, hand(trigger=0.9))
     assert m(REF, opening)[3] == -1.0
+
+
+def test_kuavo_ee_delta_moves_each_hand_with_its_own_controller():
+    m = make_mapping("kuavo_ee_delta", 6, metres_per_unit=0.05)
+    assert isinstance(m, TwoHandDeltaMapping) and np.all(m(REF, REF) == m.neutral)
+    # Right controller 5 cm forward -> right hand +x at full rate; left controller 2.5 cm up -> left hand +z at half.
+    cur = frame(0.1, hand((0.1, 1.0, -0.25)), hand((-0.1, 1.025, -0.2)))
+    np.testing.assert_allclose(m(REF, cur), [0.0, 0.0, 0.5, 1.0, 0.0, 0.0], atol=1e-6)
+    far = frame(0.1, hand((5.0, -5.0, 5.0)), hand((-5.0, 5.0, -5.0)))
+    assert np.all(np.abs(m(REF, far)) == 1.0)
+    with pytest.raises(ValueError, match="produces 6"):
+        make_mapping("kuavo_ee_delta", 14)
 
 
 def test_toy_channels_in_documented_order():

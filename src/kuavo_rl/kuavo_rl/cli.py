@@ -11,7 +11,7 @@ import yaml
 from kuavo_rl.config import VR_SOURCES, ConfigError, load_config
 from kuavo_rl.diagnostics.cli import add_subcommands
 from kuavo_rl.envs import ENVS, env_spec
-from kuavo_rl.launch_plan import default_config_path, vr_overrides
+from kuavo_rl.launch_plan import default_config_path, needs_simulator_node, vr_overrides
 from kuavo_rl.reward import RewardShaper, lint_config
 
 
@@ -45,7 +45,8 @@ def cmd_train(args) -> int:
     else:
         from kuavo_rl.supervisor import PipelineFailed, run_pipeline
         try:
-            run_pipeline(run_dir, config_file, overrides, timeout_s=args.timeout, quiet=args.quiet, vr=args.vr)
+            run_pipeline(run_dir, config_file, overrides, timeout_s=args.timeout, quiet=args.quiet, vr=args.vr,
+                         simulator=needs_simulator_node(cfg))
         except PipelineFailed as error:
             print(f"[kuavo-rl] pipeline failed: {error}", file=sys.stderr)
             return 1

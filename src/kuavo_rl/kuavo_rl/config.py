@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from kuavo_rl.envs.registry import ENVS
+from kuavo_rl.kuavo.settings import KuavoConfig, KuavoSimConfig, validate_kuavo
 
 
 class ConfigError(ValueError):
@@ -25,7 +26,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class EnvConfig:
-    name: str = "toy"  # one of kuavo_rl.envs.registry.ENVS: toy | pick_lift
+    name: str = "toy"  # one of kuavo_rl.envs.registry.ENVS: toy | pick_lift | kuavo_sim | kuavo
     action_dim: int = 14
     target: float = 0.0  # the toy task's target action value, same in every dimension
     obs_mode: str = "zero_obs"  # zero_obs | real_obs
@@ -33,6 +34,8 @@ class EnvConfig:
     timing: str = "lockstep"  # lockstep (step when an action arrives) | realtime (own clock)
     rate_hz: float = 10.0  # realtime mode only; the seed ran at 10 Hz
     republish_period_s: float = 1.0  # resend the current observation when no action answers it for this long
+    kuavo: KuavoConfig = field(default_factory=KuavoConfig)  # env kuavo / kuavo_sim: the bridge
+    kuavo_sim: KuavoSimConfig = field(default_factory=KuavoSimConfig)  # env kuavo_sim: the simulated Kuavo
 
 
 @dataclass
@@ -224,25 +227,34 @@ def _apply(cfg: ExperimentConfig, data: dict[str, Any], source: str) -> None:
     for section, values in data.items():
         if section not in SECTIONS:
             raise ConfigError(f"{source}: unknown section '{section}' (known: {', '.join(sorted(SECTIONS))})")
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: section '{section}' must be a mapping")
-        target = getattr(cfg, section)
-        hints = typing.get_type_hints(type(target))
-        for key, value in values.items():
-            if key not in hints:
-                raise ConfigError(
-                    f"{source}: unknown key '{section}.{key}' (known in '{section}': {', '.join(sorted(hints))})")
-            setattr(target, key, _coerce(value, hints[key], f"{source}: {section}.{key}"))
-            cfg.explicit.add(f"{section}.{key}")
+        _apply_fields(cfg, getattr(cfg, section), values, section, source)
+
+
+def _apply_fields(cfg: ExperimentConfig, target: Any, values: Any, path: str, source: str) -> None:
+    """Set the keys of one section (or nested section, e.g. env.kuavo) and record them as explicit."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: section '{path}' must be a mapping")
+    hints = typing.get_type_hints(type(target))
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"{source}: unknown key '{path}.{key}' (known in '{path}': {', '.join(sorted(hints))})")
+        if dataclasses.is_dataclass(hints[key]):
+            _apply_fields(cfg, getattr(target, key), value, f"{path}.{key}", source)
+            continue
+        setattr(target, key, _coerce(value, hints[key], f"{source}: {path}.{key}"))
+        cfg.explicit.add(f"{path}.{key}")
 
 
 def parse_override(text: str) -> dict[str, Any]:
-    """'algo.lr=1e-3' -> {'algo': {'lr': 1e-3}} (the value is parsed as YAML)."""
+    """'algo.lr=1e-3' -> {'algo': {'lr': 1e-3}}; 'env.kuavo.ee_step_m=0.02' nests one level more
+    (the value is parsed as YAML)."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ConfigError(f"override '{text}': expected section.key=value, e.g. algo.lr=1e-3")
     path, raw = text.split("=", 1)
-    section, key = path.strip().split(".", 1)
-    return {section: {key: yaml.safe_load(raw)}}
+    data: Any = yaml.safe_load(raw)
+    for part in reversed(path.strip().split(".")):
+        data = {part: data}
+    return data
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (),
@@ -282,6 +294,10 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
     env, reward, algo = cfg.env, cfg.reward, cfg.algo
     _require(env.name in ENVS, f"env.name must be one of {', '.join(ENVS)}, got '{env.name}'")
     _require(env.action_dim >= 1, "env.action_dim must be >= 1")
+    if env.name in ("kuavo", "kuavo_sim"):
+        validate_kuavo(env.kuavo, env.kuavo_sim, _require)
+        _require(env.timing == "lockstep", "env.timing must be lockstep for the Kuavo: the bridge is paced by the "
+                 "robot's own clock (for the simulated Kuavo, choose env.kuavo_sim.timing)")
     if env.name != "toy":
         from kuavo_rl.envs import env_spec  # the env table is below this module; the env classes are not
         fixed = env_spec(env).action_dim

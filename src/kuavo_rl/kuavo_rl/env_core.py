@@ -1,10 +1,44 @@
 """The env side of the env-node protocol without ROS: reset/step a gymnasium env by
-(episode_id, step_index), refusing actions that answer a different step."""
+(episode_id, step_index), refusing actions that answer a different step.
+
+An env that drives a robot may raise `EnvUnavailable` from reset() or step() (it holds; nothing was
+stepped): the stepper's state is then unchanged and the same call can be retried."""
 from __future__ import annotations
 
 import numpy as np
 
 from kuavo_rl.protocol import ActionDecision, StepObservation
+
+
+class EnvUnavailable(RuntimeError):
+    """The env cannot reset or step now (a robot without fresh state, a refused command); it holds.
+    The message says why; retry the same call."""
+
+
+class HoldReport:
+    """Log lines for a hold: when it starts or its reason changes, every `every_s` while it lasts,
+    and when stepping resumes (with how long it held)."""
+
+    def __init__(self, every_s: float = 5.0):
+        self.every_s = every_s
+        self.reason: str | None = None
+        self.since = self.last_said = 0.0
+
+    def hold(self, reason: str, now: float) -> str | None:
+        if reason != self.reason:
+            self.since = now if self.reason is None else self.since
+            self.reason, self.last_said = reason, now
+            return reason
+        if now - self.last_said >= self.every_s:
+            self.last_said = now
+            return f"{reason} (holding for {now - self.since:.1f} s)"
+        return None
+
+    def resume(self, now: float) -> str | None:
+        if self.reason is None:
+            return None
+        held, self.reason = now - self.since, None
+        return f"resumed after holding for {held:.1f} s"
 
 
 class EnvStepper:
@@ -18,8 +52,8 @@ class EnvStepper:
         self.steps = 0
 
     def reset(self) -> StepObservation:
+        obs, info = self.env.reset(seed=self.seed if self.episode_id == -1 else None)
         self.episode_id += 1
-        obs, info = self.env.reset(seed=self.seed if self.episode_id == 0 else None)
         self.current = StepObservation(self.episode_id, 0, np.asarray(obs, np.float32),
                                        np.asarray(info["reward_terms"], np.float32), 0.0, False, False)
         return self.current
@@ -39,6 +73,8 @@ class EnvStepper:
         self.check(decision)
         if decision.reset or self.current is None:
             return self.reset()
+        if hasattr(self.env, "set_intervention"):  # a robot bridge re-syncs its targets when a takeover ends
+            self.env.set_intervention(decision.intervention)
         obs, reward, terminated, truncated, info = self.env.step(decision.action)
         self.steps += 1
         self.current = StepObservation(self.episode_id, self.current.step_index + 1, np.asarray(obs, np.float32),

@@ -27,6 +27,7 @@ NODES: dict[str, NodeSpec] = {spec.role: spec for spec in (
     NodeSpec("env", "kuavo_rl", "env_node", "kuavo_rl.nodes.env_node", "kuavo_env"),
     NodeSpec("actor", "kuavo_rl", "actor_node", "kuavo_rl.nodes.actor_node", "kuavo_actor"),
     NodeSpec("vr", "kuavo_vr_teleop", "vr_teleop_node", "kuavo_vr_teleop.node", "vr_teleop"),
+    NodeSpec("kuavo_sim", "kuavo_rl", "kuavo_sim_node", "kuavo_rl.nodes.kuavo_sim_node", "kuavo_sim"),
 )}
 
 
@@ -62,9 +63,25 @@ def node_parameters(config_file: str | None, overrides: list[str], run_dir: str 
             "overrides": [*overrides, f"run.run_dir={Path(run_dir).resolve()}"]}
 
 
-def plan_nodes(vr: bool) -> list[NodeSpec]:
-    """Start order: the learner first (it owns the checkpoints), the actor last (it ends the run)."""
-    roles = ["learner", "env", *(["vr"] if vr else []), "actor"]
+def needs_simulator_node(cfg) -> bool:
+    """The simulated Kuavo runs as its own node unless the bridge holds it in-process."""
+    return ENVS[cfg.env.name].simulator_node and cfg.env.kuavo.link == "ros2"
+
+
+SIDES = ("all", "robot", "learner")  # one machine; the robot PC's nodes; the training workstation's
+
+
+def plan_nodes(vr: bool, simulator: bool = False, side: str = "all") -> list[NodeSpec]:
+    """Start order: the learner first (it owns the checkpoints), the simulated robot before the env
+    bridge that drives it, the actor last (it ends the run). Two machines: `robot` runs everything
+    but the learner, `learner` runs the learner alone (same ROS_DOMAIN_ID, same run key)."""
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {', '.join(SIDES)}, got '{side}'")
+    roles = ["learner", *(["kuavo_sim"] if simulator else []), "env", *(["vr"] if vr else []), "actor"]
+    if side == "robot":
+        roles.remove("learner")
+    elif side == "learner":
+        roles = ["learner"]
     return [NODES[role] for role in roles]
 
 

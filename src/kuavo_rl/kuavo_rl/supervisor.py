@@ -77,9 +77,9 @@ class PipelineFailed(RuntimeError):
 
 
 def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], timeout_s: float,
-                 quiet: bool = False, vr: bool = False) -> dict:
-    """Start learner, env (and the VR teleop node), actor; wait for the actor to finish; stop the
-    others cleanly. `overrides` include the VR settings (`vr.*`) when `vr` is set."""
+                 quiet: bool = False, vr: bool = False, simulator: bool = False) -> dict:
+    """Start learner, (the simulated Kuavo,) env (and the VR teleop node), actor; wait for the actor
+    to finish; stop the others cleanly. `overrides` include the VR settings (`vr.*`) when `vr` is set."""
     run_dir = Path(run_dir)
     if quiet:
         overrides = [*overrides, "run.progress_line=false"]
@@ -87,7 +87,7 @@ def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], t
     prepare_run(run_dir)
     log_dir = run_dir / "logs"
     nodes = {spec.role: start_node(spec.role, params, log_dir, echo=spec.role == "learner" and not quiet)
-             for spec in plan_nodes(vr)}
+             for spec in plan_nodes(vr, simulator)}
     deadline = time.monotonic() + timeout_s
     failure = None
     try:
@@ -106,7 +106,9 @@ def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], t
         if failure is None and nodes["actor"].popen.returncode != 0:
             failure = f"actor exited with code {nodes['actor'].popen.returncode}; see {nodes['actor'].log_path}"
     finally:
-        codes = {name: stop_node(node) for name, node in sorted(nodes.items(), key=lambda kv: kv[0] == "learner")}
+        # Reverse start order: the actor first, the env bridge before the robot it drives (it hands the
+        # arms back through the robot's mode service), the learner last (its final checkpoint).
+        codes = {name: stop_node(nodes[name]) for name in reversed(list(nodes))}
     if failure:
         tail = "".join(nodes[failure.split()[0]].lines[-20:]) if failure.split()[0] in nodes else ""
         raise PipelineFailed(f"{failure}\n{tail}")

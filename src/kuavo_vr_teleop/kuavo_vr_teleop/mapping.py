@@ -155,6 +155,29 @@ class EndEffectorDeltaMapping:
         return np.clip(np.append(xyz, gripper), -1.0, 1.0).astype(np.float32)
 
 
+@dataclass
+class TwoHandDeltaMapping:
+    """[dx_l, dy_l, dz_l, dx_r, dy_r, dz_r] in [-1, 1] for the Kuavo bridge's end-effector-delta mode.
+
+    Rate control per hand, as EndEffectorDeltaMapping: each controller's displacement from where it
+    was when the clutch engaged, divided by ``metres_per_unit``, is that hand's per-step command
+    (the bridge multiplies by its step size, clamps to the workspace and the speed limit).
+    """
+
+    metres_per_unit: float = 0.05
+    name: str = "kuavo_ee_delta"
+    action_dim: int = 6
+    hands: tuple[str, ...] = ("left", "right")
+    low: np.ndarray = field(default_factory=lambda: -np.ones(6, dtype=np.float32))
+    high: np.ndarray = field(default_factory=lambda: np.ones(6, dtype=np.float32))
+    neutral: np.ndarray = field(default_factory=lambda: np.zeros(6, dtype=np.float32))
+
+    def __call__(self, ref: ControllerFrame, cur: ControllerFrame) -> np.ndarray:
+        left = position_delta(ref.left, cur.left) / self.metres_per_unit
+        right = position_delta(ref.right, cur.right) / self.metres_per_unit
+        return np.clip(np.concatenate([left, right]), -1.0, 1.0).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class HandTarget:
     """One Kuavo hand: target offset from its pose at engage (robot base axes, metres), the
@@ -231,7 +254,7 @@ class KuavoArmsMapping:
         return self.command(ref, cur).to_vector()
 
 
-MAPPINGS = ("toy", "ee_delta", "kuavo_arms")
+MAPPINGS = ("toy", "ee_delta", "kuavo_ee_delta", "kuavo_arms")
 
 
 def make_mapping(name: str, action_dim: int = 0, metres_per_unit: float | None = None) -> Mapping:
@@ -241,8 +264,11 @@ def make_mapping(name: str, action_dim: int = 0, metres_per_unit: float | None =
         if action_dim < 1:
             raise ValueError("mapping 'toy' needs action_dim >= 1")
         return ToyAxesMapping(action_dim, **({"metres_per_unit": metres_per_unit} if metres_per_unit else {}))
+    scale = {"metres_per_unit": metres_per_unit} if metres_per_unit else {}
     if name == "ee_delta":
-        mapping: Mapping = EndEffectorDeltaMapping(**({"metres_per_unit": metres_per_unit} if metres_per_unit else {}))
+        mapping: Mapping = EndEffectorDeltaMapping(**scale)
+    elif name == "kuavo_ee_delta":
+        mapping = TwoHandDeltaMapping(**scale)
     elif name == "kuavo_arms":
         mapping = KuavoArmsMapping()
     else:

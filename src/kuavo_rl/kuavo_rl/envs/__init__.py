@@ -11,7 +11,11 @@ if TYPE_CHECKING:  # the config schema reads the env table, so this module must 
 
     from kuavo_rl.config import EnvConfig
 
-__all__ = ["ENVS", "EnvEntry", "EnvSpec", "env_spec", "make_env", "observation_bounds"]
+__all__ = ["ENVS", "KUAVO_ENVS", "EnvEntry", "EnvSpec", "env_spec", "make_env", "make_kuavo_env", "observation_bounds",
+           "observation_names"]
+
+
+KUAVO_ENVS = ("kuavo", "kuavo_sim")
 
 
 class EnvSpec(NamedTuple):
@@ -20,13 +24,16 @@ class EnvSpec(NamedTuple):
     reward_term_names: tuple[str, ...]
 
 
-def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
+def make_env(cfg: EnvConfig, seed: int | None = None, log=lambda message: None, robot_link=None) -> gym.Env:
+    """The configured env; a Kuavo env takes `log` for its warnings and, over ROS 2, `robot_link`."""
     if cfg.name == "toy":
         from kuavo_rl.envs.toy import TargetActionEnv
         return TargetActionEnv(cfg.action_dim, cfg.target, cfg.obs_mode, cfg.episode_steps, seed=seed)
     if cfg.name == "pick_lift":
         from kuavo_rl.envs.pick_lift import PickLiftEnv
         return PickLiftEnv(seed=seed, max_episode_steps=cfg.episode_steps)
+    if cfg.name in KUAVO_ENVS:
+        return make_kuavo_env(cfg, seed, log, robot_link)
     raise ValueError(f"unknown env {cfg.name!r} (known: {', '.join(ENVS)})")
 
 
@@ -39,7 +46,34 @@ def env_spec(cfg: EnvConfig) -> EnvSpec:
     if cfg.name == "pick_lift":
         from kuavo_rl.envs.pick_lift import PickLiftEnv
         return EnvSpec(PickLiftEnv.OBSERVATION_DIM, PickLiftEnv.ACTION_DIM, PickLiftEnv.reward_term_names)
+    if cfg.name in KUAVO_ENVS:
+        from kuavo_rl.kuavo.bridge import action_dim_of
+        from kuavo_rl.kuavo.settings import layout_size
+        from kuavo_rl.kuavo.task import REWARD_TERM_NAMES
+        return EnvSpec(layout_size(cfg.kuavo.observation_layout), action_dim_of(cfg.kuavo), REWARD_TERM_NAMES)
     raise ValueError(f"unknown env {cfg.name!r} (known: {', '.join(ENVS)})")
+
+
+def make_kuavo_env(cfg: EnvConfig, seed: int | None = None, log=lambda message: None, robot_link=None) -> gym.Env:
+    """The Kuavo bridge over the configured link: the simulated Kuavo in this process, or Leju's
+    topics over DDS (`robot_link`: the env node's Ros2Link to the kuavo_sim node or a robot)."""
+    from kuavo_rl.kuavo.bridge import KuavoBridgeEnv
+    if cfg.kuavo.link == "inprocess":
+        from kuavo_rl.kuavo.link import SimLink
+        robot_link = SimLink(cfg.kuavo, cfg.kuavo_sim, seed=seed)
+    elif robot_link is None:
+        raise ValueError("env.kuavo.link ros2 reaches the robot through the env node; in-process runs "
+                         "(--inprocess, diagnostics) need env.kuavo.link: inprocess")
+    return KuavoBridgeEnv(cfg.kuavo, robot_link, episode_steps=cfg.episode_steps, seed=seed, log=log)
+
+
+def observation_names(cfg: EnvConfig) -> list[str]:
+    """A name per observation index (the learner logs them; datasets carry them)."""
+    if cfg.name in KUAVO_ENVS:
+        from kuavo_rl.kuavo import model
+        from kuavo_rl.kuavo.task import observation_names as kuavo_names
+        return kuavo_names(cfg.kuavo.observation_layout, tuple(model.ARM_JOINT_NAMES))
+    return [f"observation.{i}" for i in range(env_spec(cfg).observation_dim)]
 
 
 def observation_bounds(cfg: EnvConfig):

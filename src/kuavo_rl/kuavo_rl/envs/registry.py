@@ -12,10 +12,15 @@ class EnvEntry:
     default_config: str  # relative to the checkout (and to share/kuavo_rl once installed)
     vr_mapping: str  # the kuavo_vr_teleop mapping whose actions this env takes
     description: str
+    simulator_node: bool = False  # the pipeline also starts the kuavo_sim node (the simulated robot)
 
 
 ENVS: dict[str, EnvEntry] = {entry.name: entry for entry in (
     EnvEntry("toy", "config/toy_mse.yaml", "toy", "output the target action (the diagnostic task)"),
     EnvEntry("pick_lift", "config/sim_pick_lift.yaml", "ee_delta",
              "MuJoCo Panda grasp-and-lift, end-effector deltas + gripper"),
+    EnvEntry("kuavo_sim", "config/kuavo_sim_box_lift.yaml", "kuavo_ee_delta",
+             "the simulated Kuavo (MuJoCo) through the Kuavo bridge: dual-arm box lift", simulator_node=True),
+    EnvEntry("kuavo", "config/kuavo_box_lift.yaml", "kuavo_ee_delta",
+             "a real Kuavo through the Kuavo bridge (Leju's topics): dual-arm box lift"),
 )}
