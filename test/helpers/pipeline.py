@@ -35,10 +35,11 @@ def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.2):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def start_toy_node(role: str, run_dir: Path, overrides: list[str]):
-    """One node of the toy pipeline as its own process (CONFIG plus `overrides`), logging to run_dir/logs."""
+def start_toy_node(role: str, run_dir: Path, overrides: list[str], config: Path = CONFIG):
+    """One node of the toy pipeline (or of `config`'s) as its own process (plus `overrides`), logging to
+    run_dir/logs."""
     from kuavo_rl.supervisor import start_node, write_params_file
-    params = write_params_file(run_dir / "params.yaml", str(CONFIG), overrides, run_dir)
+    params = write_params_file(run_dir / "params.yaml", str(config), overrides, run_dir)
     return start_node(role, params, run_dir / "logs", echo=False)
 
 

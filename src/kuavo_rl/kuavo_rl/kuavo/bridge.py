@@ -58,6 +58,7 @@ class KuavoBridgeEnv(gym.Env):
         self._takeover_ended = False
         self._step_sent = False  # the current step's command went out; a retry only waits for its state
         self._resync_on_resume = False
+        self._awaited_stamp = -np.inf  # the robot-clock stamp of the state that shows the last command's effect
         self.holds = 0  # how often the bridge had to hold (stale state, refused command)
 
     # ---- gym API ------------------------------------------------------------------------------
@@ -120,6 +121,7 @@ class KuavoBridgeEnv(gym.Env):
         return np.clip(action, -1.0, 1.0)
 
     def _command(self, action: np.ndarray) -> None:
+        self._await_next_period()
         if self.cfg.action_mode == "ee_delta":
             self.commanded = next_hand_targets(self.commanded, action, self.cfg, self.workspace)
             self._send_hands()
@@ -131,6 +133,10 @@ class KuavoBridgeEnv(gym.Env):
         hands = self.commanded if self.cfg.command_frame == 2 else HandPair(self.commanded.left + self.base,
                                                                             self.commanded.right + self.base)
         self._call(self.link.send_hand_targets, hands, self.quats, self.cfg.command_frame)
+
+    def _await_next_period(self) -> None:
+        """Taken before a command goes out: a reply that arrives before we start waiting still counts."""
+        self._awaited_stamp = self.link.newest_stamp() + self.cfg.control_period_s
 
     def _call(self, function, *args) -> None:
         try:
@@ -146,7 +152,7 @@ class KuavoBridgeEnv(gym.Env):
 
     # ---- states --------------------------------------------------------------------------------
     def _next_state(self) -> RobotState:
-        state = self.link.wait_for_state(self.cfg.control_period_s, self.cfg.stale_timeout_s)
+        state = self.link.wait_for_state(self._awaited_stamp, self.cfg.stale_timeout_s)
         if state is None:
             self._hold(f"no fresh robot state within {self.cfg.stale_timeout_s:g} s")
         self.state = state
@@ -159,19 +165,23 @@ class KuavoBridgeEnv(gym.Env):
 
     def _start(self) -> None:
         if not self.started:
-            if self.link.latest() is None and self.link.wait_for_state(0.0, self.cfg.stale_timeout_s) is None:
+            if self.link.latest() is None and self.link.wait_for_state(-np.inf, self.cfg.stale_timeout_s) is None:
                 self._hold("no robot state yet (is the robot or kuavo_sim running?)")
             self._call(self.link.set_control_mode, self.cfg.external_control_mode)
             self.started = True
 
     def _move_hands_to(self, start: HandPair) -> RobotState:
         """Drive the hands to the start pose at the speed limit; done when both are within tolerance."""
-        state = self.link.latest() or self._next_state()
+        state = self.link.latest()
+        if state is None:
+            self._awaited_stamp = -np.inf
+            state = self._next_state()
         self._resync(state)
         deadline = state.stamp + self.cfg.settle_timeout_s
         while True:
             self.commanded = HandPair(limit_step(self.commanded.left, start.left, self.cfg.max_hand_step_m),
                                       limit_step(self.commanded.right, start.right, self.cfg.max_hand_step_m))
+            self._await_next_period()
             self._send_hands()
             state = self._next_state()
             errors = (np.linalg.norm(state.left_hand - self.base - start.left),

@@ -24,9 +24,12 @@ class RobotLink(Protocol):
     def latest(self) -> RobotState | None:
         """The newest complete state, or None when a source is missing or older than the stale timeout."""
 
-    def wait_for_state(self, period_s: float, timeout_s: float) -> RobotState | None:
-        """A complete state stamped at least period_s after the newest one at the time of the call;
-        None when none arrives within timeout_s (wall clock)."""
+    def newest_stamp(self) -> float:
+        """The robot-clock stamp of the newest reading (-inf before the first). Taken before a command
+        is sent, plus one control period, it names the state that shows the command's effect."""
+
+    def wait_for_state(self, stamp: float, timeout_s: float) -> RobotState | None:
+        """A complete state stamped at `stamp` or later; None when none arrives within timeout_s (wall clock)."""
 
     def send_hand_targets(self, hands: HandPair, quats: HandPair, frame: int) -> None:
         """Palm positions in `frame` (1 world, 2 base) and orientations (world, xyzw)."""
@@ -78,8 +81,12 @@ class SimLink:
     def latest(self) -> RobotState:
         return state_of(self.sim)
 
-    def wait_for_state(self, period_s: float, timeout_s: float) -> RobotState:
-        self.sim.advance(period_s)
+    def newest_stamp(self) -> float:
+        return self.sim.time
+
+    def wait_for_state(self, stamp: float, timeout_s: float) -> RobotState:
+        if self.sim.time < stamp - 1e-9:
+            self.sim.advance(stamp - self.sim.time)
         return state_of(self.sim)
 
     def _require_external_control(self) -> None:

@@ -132,15 +132,15 @@ class Ros2Link:
             return self._complete()
 
     def newest_stamp(self) -> float:
-        return min(s.stamp for s in self.sources.values())
+        with self.changed:
+            return min(s.stamp for s in self.sources.values())
 
-    def wait_for_state(self, period_s: float, timeout_s: float) -> RobotState | None:
+    def wait_for_state(self, stamp: float, timeout_s: float) -> RobotState | None:
         deadline = time.monotonic() + timeout_s
         with self.changed:
-            target = self.newest_stamp() + period_s - 1e-6
             while True:
                 state = self._complete()
-                if state is not None and state.stamp >= target:
+                if state is not None and state.stamp >= stamp - 1e-6:
                     return state
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

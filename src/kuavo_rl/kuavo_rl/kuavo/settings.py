@@ -32,8 +32,10 @@ class KuavoConfig:
     ee_step_m: float = 0.01  # ee_delta: an action of 1 moves a hand target this far per step
     observation_layout: list[str] = field(default_factory=lambda: list(DEFAULT_OBSERVATION_LAYOUT))
     # Safety limits applied to every command, whatever the policy (or operator) outputs.
-    workspace_low: list[float] = field(default_factory=lambda: [0.15, 0.0, -0.25])  # left hand, base frame (m)
-    workspace_high: list[float] = field(default_factory=lambda: [0.55, 0.55, 0.30])
+    # Left hand, base frame (m): holds every start pose, the pre-grasp, the squeeze and the lift of the
+    # simulated Kuavo's box; the hands never cross the midline. Measure your robot's before using it.
+    workspace_low: list[float] = field(default_factory=lambda: [0.15, 0.0, -0.05])
+    workspace_high: list[float] = field(default_factory=lambda: [0.45, 0.50, 0.30])
     max_hand_step_m: float = 0.025  # per control step (0.25 m/s at 10 Hz)
     max_joint_step_rad: float = 0.2  # joint mode: per control step (2 rad/s at 10 Hz)
     joint_limit_margin_rad: float = 0.02  # joint targets stay this far inside the limits
@@ -57,15 +59,17 @@ class KuavoConfig:
     # Timing and staleness.
     control_period_s: float = 0.1  # 10 Hz: an observation is taken one period after its command
     stale_timeout_s: float = 0.5  # no fresh robot state for this long: hold, report, wait
-    # Reset: random start poses (left hand, base frame; clamped to the workspace), settle check.
-    start_low: list[float] = field(default_factory=lambda: [0.2, 0.3, -0.05])
-    start_high: list[float] = field(default_factory=lambda: [0.5, 0.6, 0.3])
+    # Reset: random start poses (left hand, base frame; clamped to the workspace), settle check. The Kuavo
+    # team drew x 0.2-0.5, y 0.3-0.6, z -0.05-0.3, partly out of reach with the fingers forward; this
+    # is the part the arms reach.
+    start_low: list[float] = field(default_factory=lambda: [0.20, 0.30, 0.00])
+    start_high: list[float] = field(default_factory=lambda: [0.35, 0.45, 0.25])
     settle_tolerance_m: float = 0.02
     settle_timeout_s: float = 10.0  # robot time
     # Task geometry and reward terms (hand_left_sq, hand_right_sq, box_sq, success, failure).
     box_size: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.20])
     grasp_height_m: float = 0.02  # palms this far above the box centre
-    squeeze_m: float = 0.01  # palms commanded this far inside the box faces
+    squeeze_m: float = 0.04  # palms commanded this far inside the box faces (the grip force: ~12 N/cm per palm)
     pregrasp_clearance_m: float = 0.06  # reach task / pre-grasp: palms this far outside the box faces
     lift_m: float = 0.10  # success: box centre this far above its start height
     drop_m: float = 0.10  # failure: box centre this far below its start height (fell)

@@ -22,8 +22,7 @@ from kuavo_rl.nodes.common import load_node_config, run_node
 
 
 def time_msg(msg, seconds: float):
-    msg.sec = int(seconds)
-    msg.nanosec = int(round((seconds - int(seconds)) * 1e9)) % 1_000_000_000
+    msg.sec, msg.nanosec = divmod(int(round(seconds * 1e9)), 1_000_000_000)
     return msg
 
 
