@@ -13,11 +13,11 @@ from pathlib import Path
 
 from kuavo_rl.checkpoint import load_latest, remove_stale_temporaries, save_checkpoint
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.envs import EnvSpec
+from kuavo_rl.envs import EnvSpec, observation_names
 from kuavo_rl.learner_core import LearnerCore
 from kuavo_rl.progress import ProgressLine
 from kuavo_rl.protocol import Acks, BatchError, StepBatch
-from kuavo_rl.run_log import RunLog, drop_rows_after
+from kuavo_rl.run_log import RunLog, drop_rows_after, write_spaces
 
 Sender = tuple[str, str]  # (actor_id, incarnation): one actor process
 
@@ -79,6 +79,7 @@ class LearnerLoop:
         if self.checkpoint_dir is not None:
             remove_stale_temporaries(self.checkpoint_dir)  # left by a learner killed mid-write
         self.log = RunLog(self.run_dir)
+        self.spaces_file = write_spaces(self.run_dir, observation_names(cfg.env), spec.action_dim, spec.reward_term_names)
         self.ledger = AckLedger()
         self.cadence = CheckpointCadence(cfg.learner.checkpoint_every_updates, cfg.learner.checkpoint_period_s, clock)
         self.clock = clock

@@ -17,7 +17,7 @@ import copy
 import numpy as np
 
 from kuavo_rl.config import ExperimentConfig, RewardConfig
-from kuavo_rl.envs import env_spec, make_env
+from kuavo_rl.envs import env_spec, inprocess_variant, make_env
 from kuavo_rl.reward import RewardShaper
 
 
@@ -29,8 +29,9 @@ def raw_reward_config(cfg: ExperimentConfig) -> ExperimentConfig:
 
 
 def random_policy_return(cfg: ExperimentConfig, episodes: int = 3, seed: int = 12345) -> float:
-    """Mean shaped return (under cfg.reward) of uniform random actions: the floor a learning curve must leave."""
-    env = make_env(cfg.env, seed=seed)
+    """Mean shaped return (under cfg.reward) of uniform random actions: the floor a learning curve must leave.
+    For the Kuavo it is measured on the simulated Kuavo in this process (never on a robot)."""
+    env = make_env(inprocess_variant(cfg.env), seed=seed)
     shaper = RewardShaper(cfg.reward, env.reward_term_names)
     rng = np.random.default_rng(seed)
     returns = []

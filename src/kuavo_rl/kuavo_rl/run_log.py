@@ -10,6 +10,18 @@ UPDATE_FIELDS = ("updates", "env_steps", "critic_loss", "actor_loss", "temperatu
                  "q_mean", "offline_share")
 
 
+def write_spaces(run_dir: str | Path, observation_names: list[str], action_dim: int,
+                 reward_term_names: tuple[str, ...]) -> Path:
+    """<run_dir>/spaces.yaml: what each observation index is, the action size and the reward terms (so
+    a log, a plot or a dataset of this run can be read without the code)."""
+    import yaml
+    path = Path(run_dir) / "spaces.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"observation": list(observation_names), "action_dim": int(action_dim),
+                                    "reward_terms": list(reward_term_names)}, sort_keys=False))
+    return path
+
+
 class RunLog:
     def __init__(self, run_dir: str | Path, tensorboard: bool = True):
         self.run_dir = Path(run_dir)

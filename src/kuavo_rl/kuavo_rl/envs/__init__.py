@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # the config schema reads the env table, so this module must 
 
     from kuavo_rl.config import EnvConfig
 
-__all__ = ["ENVS", "KUAVO_ENVS", "EnvEntry", "EnvSpec", "env_spec", "make_env", "make_kuavo_env", "observation_bounds",
+__all__ = ["ENVS", "KUAVO_ENVS", "EnvEntry", "EnvSpec", "env_spec", "make_env", "make_kuavo_env", "inprocess_variant", "observation_bounds",
            "observation_names"]
 
 
@@ -65,6 +65,16 @@ def make_kuavo_env(cfg: EnvConfig, seed: int | None = None, log=lambda message: 
         raise ValueError("env.kuavo.link ros2 reaches the robot through the env node; in-process runs "
                          "(--inprocess, diagnostics) need env.kuavo.link: inprocess")
     return KuavoBridgeEnv(cfg.kuavo, robot_link, episode_steps=cfg.episode_steps, seed=seed, log=log)
+
+
+def inprocess_variant(cfg: EnvConfig) -> EnvConfig:
+    """The env as this process can build it without ROS: the Kuavo envs on the in-process simulator."""
+    if cfg.name not in KUAVO_ENVS or cfg.kuavo.link == "inprocess":
+        return cfg
+    import copy
+    variant = copy.deepcopy(cfg)
+    variant.kuavo.link = "inprocess"
+    return variant
 
 
 def observation_names(cfg: EnvConfig) -> list[str]:

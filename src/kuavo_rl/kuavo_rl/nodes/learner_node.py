@@ -18,7 +18,7 @@ from kuavo_msgs.msg import BatchAck, LearnerStatus, PolicyWeights, TransitionBat
 from kuavo_msgs.srv import SaveCheckpoint
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import acks_to_msg, batch_from_msg, to_array
-from kuavo_rl.envs import env_spec
+from kuavo_rl.envs import env_spec, observation_names
 from kuavo_rl.learner_core import TrainingDiverged
 from kuavo_rl.learner_loop import LearnerLoop
 from kuavo_rl.nodes.common import load_node_config, run_node
@@ -47,6 +47,8 @@ class LearnerNode(Node):
             self.get_logger().warning(f"reward lint: {warning}")
         self.get_logger().info(f"learner {self.run_id}: backend {self.cfg.algo.backend}, target entropy "
                                f"{core.backend.target_entropy_rule}, run dir {self.cfg.run.run_dir}")
+        names = observation_names(self.cfg.env)
+        self.get_logger().info(f"observation ({len(names)}): {', '.join(names)}; in {self.loop.spaces_file}")
 
         self.guard = Guard(self, self.cfg, "learner")
         self.weights_pub = self.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, qos.LATEST_WEIGHTS)

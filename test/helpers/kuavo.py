@@ -1,0 +1,154 @@
+"""The scripted box lift (ScriptedBoxLift as the policy) through the Kuavo bridge's real interfaces:
+the env protocol in-process (`EnvStepper`, what the env node runs) or over DDS (the kuavo_sim node
+and the env node as processes, this process the actor with signed actions). Success is the bridge's
+own judge: the terminal step's reward term `success`. Shared by test/ros/test_kuavo_scripted_lift.py
+and bench/kuavo_scripted_lift.py."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kuavo_rl.kuavo.scripted import ACTION_DIM, BOX, ScriptedBoxLift
+from kuavo_rl.kuavo.task import REWARD_TERM_NAMES
+from kuavo_rl.protocol import ActionDecision, StepObservation
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "kuavo_sim_box_lift.yaml"
+SUCCESS, FAILURE = REWARD_TERM_NAMES.index("success"), REWARD_TERM_NAMES.index("failure")
+
+
+@dataclass
+class EpisodeResult:
+    episode_id: int
+    steps: int
+    success: bool  # terminated with the bridge's reward term success = 1
+    failure: bool  # terminated with failure = 1 (the box fell)
+    phase: str  # the controller's phase at the end
+    lift_m: float  # box centre at the end, above where it was at the episode's first observation
+
+    def as_dict(self) -> dict:
+        return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
+
+
+class ScriptedLiftPlayer:
+    """Answers the env's observations with ScriptedBoxLift's actions and records each episode's
+    outcome. The controller integrates every action it outputs, so it must see each step once: a
+    repeated observation (the env node resends one that was not answered) gets the same answer."""
+
+    def __init__(self, controller: ScriptedBoxLift | None = None):
+        self.controller = controller or ScriptedBoxLift()
+        self.results: list[EpisodeResult] = []
+        self.env_steps = 0
+        self._last: tuple[tuple[int, int], ActionDecision] | None = None
+        self._box_start_z = 0.0
+
+    def answer(self, obs: StepObservation) -> ActionDecision:
+        key = (obs.episode_id, obs.step_index)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        if obs.step_index == 0:
+            self.controller.reset()
+            self._box_start_z = float(obs.observation[BOX][2])
+        else:
+            self.env_steps += 1
+        if obs.terminated or obs.truncated:
+            terms = np.asarray(obs.reward_terms)
+            self.results.append(EpisodeResult(
+                obs.episode_id, obs.step_index, bool(obs.terminated and terms[SUCCESS] == 1.0),
+                bool(obs.terminated and terms[FAILURE] == 1.0), self.controller.phase,
+                float(obs.observation[BOX][2]) - self._box_start_z))
+            decision = ActionDecision(*key, np.zeros(ACTION_DIM, np.float32), reset=True)
+        else:
+            decision = ActionDecision(*key, np.asarray(self.controller(obs.observation), np.float32))
+        self._last = (key, decision)
+        return decision
+
+    @property
+    def successes(self) -> int:
+        return sum(r.success for r in self.results)
+
+
+def summary(results: list[EpisodeResult], env_steps: int, seconds: float) -> dict:
+    """Success count and rate, mean steps to success, env steps per second."""
+    won = [r.steps for r in results if r.success]
+    return {"episodes": len(results), "successes": len(won), "success_rate": len(won) / max(len(results), 1),
+            "mean_steps_to_success": float(np.mean(won)) if won else None,
+            "failures": sum(r.failure for r in results), "truncated": sum(not r.success and not r.failure for r in results),
+            "env_steps": env_steps, "seconds": round(seconds, 2), "env_steps_per_s": env_steps / max(seconds, 1e-9)}
+
+
+def run_inprocess(env, player: ScriptedLiftPlayer, episodes: int, seed: int, on_episode=lambda player: None,
+                  max_holds: int = 20) -> int:
+    """`episodes` episodes through the env protocol in this process, as the env node steps it (the
+    first reset seeded; an env that holds is retried). Returns how often it held."""
+    from kuavo_rl.env_core import EnvStepper, EnvUnavailable
+    stepper = EnvStepper(env, seed=seed)
+    decision, holds = ActionDecision(0, 0, None, reset=True), 0
+    while True:
+        try:
+            current = stepper.apply(decision)
+        except EnvUnavailable:
+            holds += 1
+            if holds > max_holds:
+                raise
+            continue
+        done = len(player.results)
+        decision = player.answer(current)
+        if len(player.results) > done:
+            on_episode(player)
+            if len(player.results) >= episodes:
+                return holds
+
+
+class DdsScriptedLift:
+    """The kuavo_sim node and the env node as processes (run_dir holds their parameters, logs and the
+    run key); this process is the actor: it answers every observation with a signed ActionCommand."""
+
+    def __init__(self, context, run_dir: Path, player: ScriptedLiftPlayer, overrides: list[str] = (),
+                 config: Path = CONFIG):
+        import kuavo_msgs.msg as msgs
+        from helpers.pipeline import probe_node, start_toy_node
+        from helpers.signing import run_signer
+        from kuavo_rl import qos, topics
+        self.player, self.episodes, self.on_episode = player, 0, lambda player: None
+        self.sim = start_toy_node("kuavo_sim", run_dir, list(overrides), config=config)
+        self.env = start_toy_node("env", run_dir, list(overrides), config=config)
+        self.node, self.executor = probe_node(context, "scripted_lift_actor")
+        self.signer = run_signer(run_dir)
+        self.publisher = self.node.create_publisher(msgs.ActionCommand, topics.ACTION, qos.STEP)
+        self.node.create_subscription(msgs.EnvObservation, topics.OBSERVATION, self._on_observation, qos.STEP)
+        self._message = msgs.ActionCommand
+
+    def _on_observation(self, msg) -> None:
+        from kuavo_rl.codec import action_to_msg, observation_from_msg
+        done = len(self.player.results)
+        decision = self.player.answer(observation_from_msg(msg, reward_term_names=REWARD_TERM_NAMES))
+        if len(self.player.results) >= self.episodes and decision.reset:
+            return  # enough episodes: no further reset
+        self.publisher.publish(self.signer.sign(action_to_msg(self._message(), decision)))
+        if len(self.player.results) > done:
+            self.on_episode(self.player)
+
+    def run(self, episodes: int, timeout_s: float, on_episode=None) -> None:
+        """Play until `episodes` episodes have ended; TimeoutError (with the nodes' last lines) after timeout_s."""
+        self.episodes = episodes
+        if on_episode is not None:
+            self.on_episode = on_episode
+        deadline = time.monotonic() + timeout_s
+        while len(self.player.results) < episodes:
+            for node in (self.sim, self.env):
+                if node.popen.poll() is not None:
+                    raise RuntimeError(f"the {node.name} node exited with code {node.popen.returncode}:\n"
+                                       + "".join(node.lines[-20:]))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.player.results)}/{episodes} episodes after {timeout_s:g} s; env node:\n"
+                                   + "".join(self.env.lines[-20:]))
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> dict[str, int]:
+        """The actor node, then the env node (it hands the arms back: stop control mode) before the robot."""
+        from kuavo_rl.supervisor import stop_node
+        self.node.destroy_node()
+        return {node.name: stop_node(node) for node in (self.env, self.sim)}
