@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kuavo_rl.kuavo.scripted import ACTION_DIM, BOX, ScriptedBoxLift
-from kuavo_rl.kuavo.task import REWARD_TERM_NAMES
+from kuavo_rl.kuavo.task import REWARD_TERM_NAMES, Workspace
 from kuavo_rl.protocol import ActionDecision, StepObservation
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "kuavo_sim_box_lift.yaml"
@@ -27,9 +27,21 @@ class EpisodeResult:
     failure: bool  # terminated with failure = 1 (the box fell)
     phase: str  # the controller's phase at the end
     lift_m: float  # box centre at the end, above where it was at the episode's first observation
+    box_start: list[float]  # box centre (world) at the episode's first observation
 
     def as_dict(self) -> dict:
-        return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
+        rounded = lambda v: round(v, 4) if isinstance(v, float) else [rounded(x) for x in v] if isinstance(v, list) else v  # noqa: E731
+        return {key: rounded(value) for key, value in asdict(self).items()}
+
+
+def controller_for(kuavo) -> ScriptedBoxLift:
+    """ScriptedBoxLift with the bridge's settings (env.kuavo): its step size, workspace clamp and the
+    task geometry the reward describes (box size, grasp height, squeeze depth, pre-grasp clearance)."""
+    workspace = Workspace(kuavo)  # the bridge's own clamp (base frame), the right hand's mirrored
+    return ScriptedBoxLift(box_size=tuple(kuavo.box_size), squeeze_depth_m=kuavo.squeeze_m,
+                           step_size_m=kuavo.ee_step_m, grasp_height_m=kuavo.grasp_height_m,
+                           clearance_m=kuavo.pregrasp_clearance_m,
+                           workspace_base={"left": workspace.left, "right": workspace.right})
 
 
 class ScriptedLiftPlayer:
@@ -37,12 +49,12 @@ class ScriptedLiftPlayer:
     outcome. The controller integrates every action it outputs, so it must see each step once: a
     repeated observation (the env node resends one that was not answered) gets the same answer."""
 
-    def __init__(self, controller: ScriptedBoxLift | None = None):
-        self.controller = controller or ScriptedBoxLift()
+    def __init__(self, controller: ScriptedBoxLift):
+        self.controller = controller
         self.results: list[EpisodeResult] = []
         self.env_steps = 0
         self._last: tuple[tuple[int, int], ActionDecision] | None = None
-        self._box_start_z = 0.0
+        self._box_start = np.zeros(3)
 
     def answer(self, obs: StepObservation) -> ActionDecision:
         key = (obs.episode_id, obs.step_index)
@@ -50,7 +62,7 @@ class ScriptedLiftPlayer:
             return self._last[1]
         if obs.step_index == 0:
             self.controller.reset()
-            self._box_start_z = float(obs.observation[BOX][2])
+            self._box_start = np.asarray(obs.observation[BOX], float).copy()
         else:
             self.env_steps += 1
         if obs.terminated or obs.truncated:
@@ -58,7 +70,7 @@ class ScriptedLiftPlayer:
             self.results.append(EpisodeResult(
                 obs.episode_id, obs.step_index, bool(obs.terminated and terms[SUCCESS] == 1.0),
                 bool(obs.terminated and terms[FAILURE] == 1.0), self.controller.phase,
-                float(obs.observation[BOX][2]) - self._box_start_z))
+                float(obs.observation[BOX][2] - self._box_start[2]), self._box_start.tolist()))
             decision = ActionDecision(*key, np.zeros(ACTION_DIM, np.float32), reset=True)
         else:
             decision = ActionDecision(*key, np.asarray(self.controller(obs.observation), np.float32))
@@ -125,11 +137,10 @@ class DdsScriptedLift:
         from kuavo_rl.codec import action_to_msg, observation_from_msg
         done = len(self.player.results)
         decision = self.player.answer(observation_from_msg(msg, reward_term_names=REWARD_TERM_NAMES))
-        if len(self.player.results) >= self.episodes and decision.reset:
-            return  # enough episodes: no further reset
-        self.publisher.publish(self.signer.sign(action_to_msg(self._message(), decision)))
         if len(self.player.results) > done:
             self.on_episode(self.player)
+        if len(self.player.results) < self.episodes or not decision.reset:  # enough episodes: no further reset
+            self.publisher.publish(self.signer.sign(action_to_msg(self._message(), decision)))
 
     def run(self, episodes: int, timeout_s: float, on_episode=None) -> None:
         """Play until `episodes` episodes have ended; TimeoutError (with the nodes' last lines) after timeout_s."""
