@@ -155,3 +155,27 @@ def test_joint_mode_sends_fourteen_positions_in_degrees(tmp_path, rclpy_context)
     measured = np.asarray(last_sensors.joint_data.joint_q)[12:26]  # radians on the sensor topic
     assert len(last_sensors.joint_data.joint_q) == 28
     np.testing.assert_allclose(measured, wanted, atol=np.radians(3))
+
+
+def test_realtime_simulator_paces_the_bridge_at_the_control_rate(tmp_path, rclpy_context):
+    from kuavo_rl.supervisor import stop_node
+    overrides = ["env.kuavo_sim.timing=realtime", "env.kuavo_sim.publish_rate_hz=100"]
+    cfg = load_config(CONFIG, overrides).env.kuavo
+    sim, env = start_robot_side(tmp_path, overrides)
+    actor = MiniActor(rclpy_context, tmp_path, lambda _obs: np.zeros(6, np.float32))
+    sensors = []
+    actor.node.create_subscription(msgs.SensorsData, cfg.sensors_topic, lambda m: sensors.append(time.monotonic()),
+                                   SENSOR_QOS)
+    try:
+        actor.spin_until(lambda: len(actor.observations) >= 5, 60, "the first steps")
+        first, start = len(actor.observations), time.monotonic()
+        sensors.clear()
+        actor.spin_until(lambda: time.monotonic() - start > 3.0, 10, "3 s of realtime stepping")
+    finally:
+        actor.close()
+        stop_node(env)
+        stop_node(sim)
+    steps_per_s = (len(actor.observations) - first) / 3.0
+    sensor_hz = len(sensors) / 3.0
+    assert 7.0 <= steps_per_s <= 11.0, steps_per_s  # 10 Hz: one control period of robot time per step
+    assert 60.0 <= sensor_hz <= 110.0, sensor_hz
