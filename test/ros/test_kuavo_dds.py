@@ -159,7 +159,8 @@ def test_joint_mode_sends_fourteen_positions_in_degrees(tmp_path, rclpy_context)
 
 def test_realtime_simulator_paces_the_bridge_at_the_control_rate(tmp_path, rclpy_context):
     from kuavo_rl.supervisor import stop_node
-    overrides = ["env.kuavo_sim.timing=realtime", "env.kuavo_sim.publish_rate_hz=100"]
+    overrides = ["env.kuavo_sim.timing=realtime", "env.kuavo_sim.publish_rate_hz=100",
+                 "env.kuavo.hand_pose_source=fk"]  # hand poses from the joints: the other observation source
     cfg = load_config(CONFIG, overrides).env.kuavo
     sim, env = start_robot_side(tmp_path, overrides)
     actor = MiniActor(rclpy_context, tmp_path, lambda _obs: np.zeros(6, np.float32))
