@@ -30,8 +30,7 @@ class EpisodeResult:
     box_start: list[float]  # box centre (world) at the episode's first observation
 
     def as_dict(self) -> dict:
-        rounded = lambda v: round(v, 4) if isinstance(v, float) else [rounded(x) for x in v] if isinstance(v, list) else v  # noqa: E731
-        return {key: rounded(value) for key, value in asdict(self).items()}
+        return {**asdict(self), "lift_m": round(self.lift_m, 4), "box_start": [round(v, 4) for v in self.box_start]}
 
 
 def controller_for(kuavo) -> ScriptedBoxLift:
@@ -87,7 +86,8 @@ def summary(results: list[EpisodeResult], env_steps: int, seconds: float) -> dic
     won = [r.steps for r in results if r.success]
     return {"episodes": len(results), "successes": len(won), "success_rate": len(won) / max(len(results), 1),
             "mean_steps_to_success": float(np.mean(won)) if won else None,
-            "failures": sum(r.failure for r in results), "truncated": sum(not r.success and not r.failure for r in results),
+            "failures": sum(r.failure for r in results),
+            "truncated": sum(not r.success and not r.failure for r in results),
             "env_steps": env_steps, "seconds": round(seconds, 2), "env_steps_per_s": env_steps / max(seconds, 1e-9)}
 
 
@@ -125,13 +125,13 @@ class DdsScriptedLift:
         from helpers.signing import run_signer
         from kuavo_rl import qos, topics
         self.player, self.episodes, self.on_episode = player, 0, lambda player: None
-        self.sim = start_toy_node("kuavo_sim", run_dir, list(overrides), config=config)
-        self.env = start_toy_node("env", run_dir, list(overrides), config=config)
+        self.signer = run_signer(run_dir)  # creates the run key before the nodes look for it
         self.node, self.executor = probe_node(context, "scripted_lift_actor")
-        self.signer = run_signer(run_dir)
+        self.command = msgs.ActionCommand
         self.publisher = self.node.create_publisher(msgs.ActionCommand, topics.ACTION, qos.STEP)
         self.node.create_subscription(msgs.EnvObservation, topics.OBSERVATION, self._on_observation, qos.STEP)
-        self._message = msgs.ActionCommand
+        self.sim = start_toy_node("kuavo_sim", run_dir, list(overrides), config=config)
+        self.env = start_toy_node("env", run_dir, list(overrides), config=config)
 
     def _on_observation(self, msg) -> None:
         from kuavo_rl.codec import action_to_msg, observation_from_msg
@@ -140,13 +140,13 @@ class DdsScriptedLift:
         if len(self.player.results) > done:
             self.on_episode(self.player)
         if len(self.player.results) < self.episodes or not decision.reset:  # enough episodes: no further reset
-            self.publisher.publish(self.signer.sign(action_to_msg(self._message(), decision)))
+            self.publisher.publish(self.signer.sign(action_to_msg(self.command(), decision)))
 
     def run(self, episodes: int, timeout_s: float, on_episode=None) -> None:
-        """Play until `episodes` episodes have ended; TimeoutError (with the nodes' last lines) after timeout_s."""
+        """Play until `episodes` episodes have ended (on_episode(player) after each); RuntimeError when a
+        node exits, TimeoutError after timeout_s (both with the node's last lines)."""
         self.episodes = episodes
-        if on_episode is not None:
-            self.on_episode = on_episode
+        self.on_episode = on_episode or self.on_episode
         deadline = time.monotonic() + timeout_s
         while len(self.player.results) < episodes:
             for node in (self.sim, self.env):
@@ -159,7 +159,7 @@ class DdsScriptedLift:
             self.executor.spin_once(timeout_sec=0.05)
 
     def close(self) -> dict[str, int]:
-        """The actor node, then the env node (it hands the arms back: stop control mode) before the robot."""
+        """The actor, then the env node (it hands the arms back: stop control mode), then the robot; exit codes."""
         from kuavo_rl.supervisor import stop_node
         self.node.destroy_node()
         return {node.name: stop_node(node) for node in (self.env, self.sim)}

@@ -83,8 +83,9 @@ def test_bridge_drives_the_simulated_kuavo_safely_and_holds_on_a_lost_stream(tmp
 
     sim, env = start_robot_side(tmp_path, [])
     actor = MiniActor(rclpy_context, tmp_path, adversary)
-    commands, hands = [], {"left": [], "right": []}
+    commands, hands, sensors = [], {"left": [], "right": []}, []
     actor.node.create_subscription(msgs.TwoArmHandPoseCmd, cfg.hand_pose_cmd_topic, commands.append, SENSOR_QOS)
+    actor.node.create_subscription(msgs.SensorsData, cfg.sensors_topic, sensors.append, SENSOR_QOS)
     for side, topic in (("left", cfg.left_hand_pose_topic), ("right", cfg.right_hand_pose_topic)):
         actor.node.create_subscription(PoseStamped, topic, hands[side].append, SENSOR_QOS)
     try:
@@ -101,6 +102,11 @@ def test_bridge_drives_the_simulated_kuavo_safely_and_holds_on_a_lost_stream(tmp
         for msg in hands["left"]:
             p = np.array([msg.pose.position.x, msg.pose.position.y, msg.pose.position.z]) - base
             assert np.all(p >= slack_low) and np.all(p <= slack_high), p
+        # The joints stayed inside their limits and under the speed limit (2 rad/s, with tracking slack).
+        q = np.array([m.joint_data.joint_q for m in sensors])[:, 12:26]
+        v = np.array([m.joint_data.joint_v for m in sensors])[:, 12:26]
+        assert np.all(q >= ARM_JOINT_LOWER - 0.02) and np.all(q <= ARM_JOINT_UPPER + 0.02)
+        assert np.max(np.abs(v)) <= 3.0, np.max(np.abs(v))
 
         # The robot's state stream stops (the simulator is frozen): the bridge holds and says why.
         os.kill(sim.popen.pid, signal.SIGSTOP)
@@ -123,6 +129,26 @@ def test_bridge_drives_the_simulated_kuavo_safely_and_holds_on_a_lost_stream(tmp
     # The arms were switched to external control at start and back to keep-pose at stop, through the service.
     modes = [line for line in sim.lines if "arm control mode" in line and "commands" not in line]
     assert any("arm control mode 2" in line for line in modes) and "arm control mode 0" in modes[-1], modes
+
+
+def test_a_robot_episode_starts_when_the_operator_confirms(tmp_path, rclpy_context):
+    from kuavo_rl.supervisor import stop_node
+    from kuavo_msgs.srv import ConfirmReset
+    sim, env = start_robot_side(tmp_path, ["env.kuavo.confirm_reset=true"])
+    actor = MiniActor(rclpy_context, tmp_path, lambda _obs: np.zeros(6, np.float32))
+    client = actor.node.create_client(ConfirmReset, topics.CONFIRM_RESET)
+    try:
+        actor.spin_until(lambda: logged(env, "waiting for the operator"), 60, "the bridge to wait for the operator")
+        assert not actor.observations  # no episode before the confirmation
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(ConfirmReset.Request(confirmed_by="test"))
+        actor.spin_until(lambda: future.done(), 20, "the confirmation's answer")
+        assert future.result().accepted
+        actor.spin_until(lambda: len(actor.observations) >= 3, 30, "the episode to start")
+    finally:
+        actor.close()
+        stop_node(env)
+        stop_node(sim)
 
 
 def test_joint_mode_sends_fourteen_positions_in_degrees(tmp_path, rclpy_context):

@@ -150,6 +150,16 @@ def test_lost_robot_holds_reports_and_resumes_without_stepping_twice():
     assert (second.episode_id, second.step_index) == (0, 2) and stepper.env.steps_in_episode == 2
 
 
+def test_each_reset_waits_for_the_operator_when_confirmation_is_on():
+    env = bridge("env.kuavo.confirm_reset=true")
+    for _ in range(2):
+        with pytest.raises(RobotUnavailable, match="waiting for the operator"):
+            env.reset()
+        assert "confirmed" in env.confirm_reset("operator")
+        env.reset()
+    assert "off" in bridge().confirm_reset("operator")
+
+
 def test_control_mode_external_at_start_and_stop_mode_at_close():
     env = bridge()
     assert env.link.mode == 0
@@ -192,6 +202,8 @@ def test_kuavo_keys_are_checked_at_start_up():
         kuavo_config("env.kuavo.action_mode=joint")
     with pytest.raises(ConfigError, match="env.timing must be lockstep"):
         kuavo_config("env.timing=realtime")
-    assert kuavo_config("env.kuavo.ee_step_m=0.02").env.kuavo.ee_step_m == 0.02
+    with pytest.raises(ConfigError, match="raise max_hand_step_m to at least 0.03464"):
+        kuavo_config("env.kuavo.ee_step_m=0.02")  # a diagonal step the speed limit would cut
+    assert kuavo_config("env.kuavo.ee_step_m=0.02", "env.kuavo.max_hand_step_m=0.035").env.kuavo.ee_step_m == 0.02
     layout = kuavo_config("env.kuavo.observation_layout=[hand_left_base, hand_right_base, box_position, box_yaw]")
     assert env_spec(layout.env).observation_dim == 10

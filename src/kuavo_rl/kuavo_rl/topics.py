@@ -8,3 +8,4 @@ POLICY_WEIGHTS = f"{PREFIX}/policy_weights"
 INTERVENTION = f"{PREFIX}/intervention"
 LEARNER_STATUS = f"{PREFIX}/learner/status"
 SAVE_CHECKPOINT = f"{PREFIX}/learner/save_checkpoint"
+CONFIRM_RESET = f"{PREFIX}/env/confirm_reset"  # the operator: the scene is ready for the next episode

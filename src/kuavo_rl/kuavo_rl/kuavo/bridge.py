@@ -14,6 +14,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from kuavo_rl import topics
 from kuavo_rl.env_core import EnvUnavailable
 from kuavo_rl.kuavo.link import LinkError, RobotLink
 from kuavo_rl.kuavo.settings import KuavoConfig, layout_size
@@ -60,6 +61,7 @@ class KuavoBridgeEnv(gym.Env):
         self._resync_on_resume = False
         self._awaited_stamp = -np.inf  # the robot-clock stamp of the state that shows the last command's effect
         self.holds = 0  # how often the bridge had to hold (stale state, refused command)
+        self._reset_confirmed = False
 
     # ---- gym API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -67,12 +69,18 @@ class KuavoBridgeEnv(gym.Env):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         self._start()
+        if self.cfg.confirm_reset and not self._reset_confirmed:
+            self._hold("waiting for the operator to confirm the scene is ready (the box on the table): "
+                       f"call {topics.CONFIRM_RESET}")
+        self._awaited_stamp = -np.inf  # the newest complete state
         if self.cfg.scene_reset_service:
+            before = self.link.newest_stamp()
             self._call(self.link.reset_scene, self._seed_for_scene())
-        start = sample_start(self.cfg, self._rng, self.workspace)
-        state = self._move_hands_to(start)
+            self._awaited_stamp = before + 1e-6  # a state of the new scene
+        state = self._move_hands_to(sample_start(self.cfg, self._rng, self.workspace), self._next_state())
         self._resync(state)
         self.judge = TaskJudge(self.cfg, state.box_position)
+        self._reset_confirmed = False  # the next episode needs its own confirmation
         self.steps_in_episode, self._step_sent, self.intervening, self._takeover_ended = 0, False, False, False
         return self._observe(state), {"reward_terms": self.judge.judge(state).terms}
 
@@ -93,6 +101,13 @@ class KuavoBridgeEnv(gym.Env):
         truncated = not terminated and self.steps_in_episode >= self.episode_steps
         info = {"reward_terms": outcome.terms, "success": outcome.success, "failure": outcome.failure}
         return self._observe(state), outcome.team_reward, terminated, truncated, info
+
+    def confirm_reset(self, operator: str) -> str:
+        """The operator says the scene is ready: the next (or the waiting) reset goes ahead."""
+        self._reset_confirmed = True
+        self.log(f"scene confirmed ready by {operator or 'an operator'}")
+        return "confirmed: the next reset moves the hands to the start pose" if self.cfg.confirm_reset else \
+            "noted (env.kuavo.confirm_reset is off: resets do not wait for a confirmation)"
 
     def set_intervention(self, active: bool) -> None:
         """The env-node protocol says whether the next action is an operator's takeover."""
@@ -170,12 +185,9 @@ class KuavoBridgeEnv(gym.Env):
             self._call(self.link.set_control_mode, self.cfg.external_control_mode)
             self.started = True
 
-    def _move_hands_to(self, start: HandPair) -> RobotState:
-        """Drive the hands to the start pose at the speed limit; done when both are within tolerance."""
-        state = self.link.latest()
-        if state is None:
-            self._awaited_stamp = -np.inf
-            state = self._next_state()
+    def _move_hands_to(self, start: HandPair, state: RobotState) -> RobotState:
+        """Drive the hands from where they are (`state`) to the start pose at the speed limit; done when
+        both are within tolerance."""
         self._resync(state)
         deadline = state.stamp + self.cfg.settle_timeout_s
         while True:

@@ -74,6 +74,7 @@ class SimLink:
     def __init__(self, kuavo: KuavoConfig, sim: KuavoSimConfig, seed: int | None = None):
         from kuavo_rl.kuavo.sim import KuavoSim
         self.sim = KuavoSim(sim_config(sim, kuavo.control_period_s), seed=seed)
+        self.period_s = kuavo.control_period_s
         self.base = np.asarray(kuavo.base_position, float)
         self.mode = 0
         self.external_control_mode = kuavo.external_control_mode
@@ -107,6 +108,7 @@ class SimLink:
 
     def reset_scene(self, seed: int | None) -> None:
         self.sim.reset_scene(seed)
+        self.sim.advance(self.period_s)  # as the kuavo_sim node: the state after a reset has a new stamp
 
     def close(self) -> None:
         pass

@@ -54,6 +54,9 @@ class KuavoConfig:
     external_control_mode: int = 2  # changeArmCtrlMode: 2 = external control, set at start
     stop_control_mode: int = 0  # set at stop: 0 = keep pose
     scene_reset_service: str = ""  # "" = none (a robot: the operator resets the scene); the sim's is /kuavo_sim/reset_scene
+    # Each reset waits until the operator confirms the scene is ready (the box back on the table):
+    # a call of the env node's /kuavo_rl/env/confirm_reset service (kuavo_msgs/ConfirmReset).
+    confirm_reset: bool = False
     service_timeout_s: float = 5.0
     base_position: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.82])  # world; fixed base
     # Timing and staleness.
@@ -128,6 +131,10 @@ def validate_kuavo(kuavo: KuavoConfig, sim: KuavoSimConfig, require) -> None:
                 "reach_tolerance_m"):
         require(getattr(kuavo, key) > 0, f"env.kuavo.{key} must be > 0")
     require(kuavo.joint_limit_margin_rad >= 0, "env.kuavo.joint_limit_margin_rad must be >= 0")
+    require(kuavo.ee_step_m * 3 ** 0.5 <= kuavo.max_hand_step_m + 1e-12,
+            f"env.kuavo.ee_step_m ({kuavo.ee_step_m:g}) is too large for max_hand_step_m ({kuavo.max_hand_step_m:g}): a "
+            f"diagonal action moves sqrt(3) * ee_step_m, which the speed limit would cut, so the policy's commands "
+            f"would no longer be what it asked for; raise max_hand_step_m to at least {kuavo.ee_step_m * 3 ** 0.5:.4g}")
     require(sim.timing in ("lockstep", "realtime"), f"env.kuavo_sim.timing must be lockstep or realtime, got '{sim.timing}'")
     for key in ("publish_rate_hz", "idle_republish_s", "substeps", "joint_speed_limit_rad_s", "hand_speed_limit_m_s"):
         require(getattr(sim, key) > 0, f"env.kuavo_sim.{key} must be > 0")

@@ -74,7 +74,10 @@ class SimServer:
         return True, mode, f"arm control mode {mode}"
 
     def reset_scene(self, seed: int) -> tuple[bool, str]:
+        """New scene, then one control period of settling: the state after a reset carries a new stamp,
+        so a client can tell it from the state before."""
         self.sim.reset_scene(None if seed < 0 else seed)
+        self.advance()
         return True, "scene reset"
 
     def advance(self, seconds: float | None = None) -> None:

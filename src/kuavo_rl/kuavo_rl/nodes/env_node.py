@@ -18,6 +18,7 @@ import time
 from rclpy.node import Node
 
 from kuavo_msgs.msg import ActionCommand, EnvObservation
+from kuavo_msgs.srv import ConfirmReset
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import action_from_msg, observation_to_msg
 from kuavo_rl.env_core import EnvStepper, EnvUnavailable, HoldReport
@@ -65,6 +66,8 @@ class EnvNode(Node):
         self.create_timer(RETRY_PERIOD_S, self.retry_held)
         self.retry_held()
         self.create_timer(self.republish_s, self.republish_if_idle)
+        if hasattr(env, "confirm_reset"):  # a robot bridge: the operator confirms the scene before each episode
+            self.create_service(ConfirmReset, topics.CONFIRM_RESET, self.on_confirm_reset)
         if self.realtime:
             self.create_timer(1.0 / self.cfg.env.rate_hz, self.realtime_tick)
         self.get_logger().info(
@@ -118,6 +121,10 @@ class EnvNode(Node):
         if message:
             self.get_logger().info(message)
         self.publish(observation)
+
+    def on_confirm_reset(self, request, response):
+        response.accepted, response.message = True, self.stepper.env.confirm_reset(request.confirmed_by)
+        return response  # the waiting reset goes ahead at the next retry
 
     def retry_held(self) -> None:
         if self.held is not None:
