@@ -26,7 +26,7 @@ def test_explicit_mapping_and_scale():
 
 
 def test_unknown_mapping_names_the_known_ones():
-    with pytest.raises(ConfigError, match=r"vr\.mapping: unknown mapping 'joystick' \(known: toy, ee_delta, kuavo_arms\)"):
+    with pytest.raises(ConfigError, match=r"vr\.mapping: unknown mapping 'joystick' \(known: toy, ee_delta, kuavo_ee_delta, kuavo_arms\)"):
         mapping_from_config(cfg("vr.mapping=joystick"))
 
 
