@@ -116,21 +116,32 @@ def test_reset_that_cannot_settle_holds_with_the_reason():
         env.reset()
 
 
-def test_takeover_end_resyncs_the_policy_target_to_the_measured_hands():
-    env = bridge()
-    env.reset()
-    env.set_intervention(True)
-    squeeze_through = HandPair(np.array([0.33, 0.0, 0.0]), np.array([0.33, 0.0, 0.0]))  # through the box, to the midline
-    for _ in range(60):  # the operator drives both palms into the box sides: the box stops them, the targets go on
-        error = np.concatenate([squeeze_through.left - env.commanded.left, squeeze_through.right - env.commanded.right])
+def push_palms_into_the_box(env: KuavoBridgeEnv, steps: int = 60) -> None:
+    """Drive both palms toward the midline through the box: the box stops them, the targets go on."""
+    through = HandPair(np.array([0.33, 0.0, 0.0]), np.array([0.33, 0.0, 0.0]))
+    for _ in range(steps):
+        error = np.concatenate([through.left - env.commanded.left, through.right - env.commanded.right])
         env.step(np.clip(error / env.cfg.ee_step_m, -1, 1))
     assert measured(env).left[1] - env.commanded.left[1] > 0.05
     assert env.commanded.right[1] - measured(env).right[1] > 0.05
-    env.set_intervention(False)
+
+
+def assert_resynced_on_next_step(env: KuavoBridgeEnv) -> None:
     hands_now = Workspace(env.cfg).clamp(measured(env))
     env.step(np.zeros(6))
-    np.testing.assert_allclose(env.commanded.left, hands_now.left, atol=1e-9)  # no jump back to the stale target
+    np.testing.assert_allclose(env.commanded.left, hands_now.left, atol=1e-9)  # no jump to the stale target
     np.testing.assert_allclose(env.commanded.right, hands_now.right, atol=1e-9)
+
+
+def test_takeover_start_and_end_resync_the_target_to_the_measured_hands():
+    env = bridge()
+    env.reset()
+    push_palms_into_the_box(env)  # the policy pushes; the operator takes over from where the hands are
+    env.set_intervention(True)
+    assert_resynced_on_next_step(env)
+    push_palms_into_the_box(env)  # the operator pushes; the policy takes over from where the hands are
+    env.set_intervention(False)
+    assert_resynced_on_next_step(env)
 
 
 def test_lost_robot_holds_reports_and_resumes_without_stepping_twice():

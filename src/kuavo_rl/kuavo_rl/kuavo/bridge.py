@@ -2,8 +2,10 @@
 
 Safety first, whatever the policy or the operator outputs:
 - every command is clamped to the workspace (hands) or the joint limits, and to a per-step speed limit;
-- the commanded hand target is re-synced to the measured hands at reset, when a takeover ends and
-  when stepping resumes after a hold, so the arms never jump back to a stale target;
+- the commanded hand target is re-synced to the measured hands at reset, when a takeover starts or
+  ends and when stepping resumes after a hold, so the arms never jump to a stale target (the first
+  step after a re-sync of a hand outside the workspace brings its target back inside, which can
+  exceed the speed limit by that excursion);
 - reset waits until the hands report they reached the start pose (tolerance, timeout), never a fixed sleep;
 - no fresh robot state, a refused command or a failed service call: the bridge sends nothing more
   (the robot's controller holds its last target), raises `RobotUnavailable` with the reason, and the
@@ -56,9 +58,10 @@ class KuavoBridgeEnv(gym.Env):
         self.judge: TaskJudge | None = None
         self.steps_in_episode = 0
         self.intervening = False
-        self._takeover_ended = False
         self._step_sent = False  # the current step's command went out; a retry only waits for its state
-        self._resync_on_resume = False
+        # Re-sync the commanded targets to the measured hands before the next command: a takeover
+        # started or ended (the new driver starts from where the hands are), or stepping resumes after a hold.
+        self._resync_pending = False
         self._awaited_stamp = -np.inf  # the robot-clock stamp of the state that shows the last command's effect
         self.holds = 0  # how often the bridge had to hold (stale state, refused command)
         self._reset_confirmed = False
@@ -81,7 +84,7 @@ class KuavoBridgeEnv(gym.Env):
         self._resync(state)
         self.judge = TaskJudge(self.cfg, state.box_position)
         self._reset_confirmed = False  # the next episode needs its own confirmation
-        self.steps_in_episode, self._step_sent, self.intervening, self._takeover_ended = 0, False, False, False
+        self.steps_in_episode, self._step_sent, self.intervening, self._resync_pending = 0, False, False, False
         return self._observe(state), {"reward_terms": self.judge.judge(state).terms}
 
     def step(self, action):
@@ -89,7 +92,7 @@ class KuavoBridgeEnv(gym.Env):
             raise RuntimeError("step() before reset()")
         action = self._checked(action)
         if not self._step_sent:
-            if self._takeover_ended or self._resync_on_resume:
+            if self._resync_pending:
                 self._resync(self.state)
             self._command(action)
             self._step_sent = True
@@ -111,8 +114,8 @@ class KuavoBridgeEnv(gym.Env):
 
     def set_intervention(self, active: bool) -> None:
         """The env-node protocol says whether the next action is an operator's takeover."""
-        if self.intervening and not active:
-            self._takeover_ended = True  # cleared only by the re-sync (a retried step calls this again)
+        if self.intervening != bool(active):
+            self._resync_pending = True  # cleared only by the re-sync (a retried step calls this again)
         self.intervening = bool(active)
 
     def close(self) -> None:
@@ -163,7 +166,7 @@ class KuavoBridgeEnv(gym.Env):
         """The commanded targets become what the robot measures (nothing to jump back to)."""
         self.commanded = HandPair(state.left_hand - self.base, state.right_hand - self.base)
         self.commanded_q = np.clip(state.arm_q, self.joint_lower, self.joint_upper)
-        self._takeover_ended = self._resync_on_resume = False
+        self._resync_pending = False
 
     # ---- states --------------------------------------------------------------------------------
     def _next_state(self) -> RobotState:
@@ -175,7 +178,7 @@ class KuavoBridgeEnv(gym.Env):
 
     def _hold(self, reason: str):
         self.holds += 1
-        self._resync_on_resume = True
+        self._resync_pending = True
         raise RobotUnavailable(f"holding: {reason}")
 
     def _start(self) -> None:
