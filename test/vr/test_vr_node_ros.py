@@ -105,7 +105,7 @@ def test_replay_publishes_active_mapped_actions(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    (("vr.mapping=joystick",), ["vr.mapping", "joystick", "toy, ee_delta, kuavo_arms"]),
+    (("vr.mapping=joystick",), ["vr.mapping", "joystick", "toy, ee_delta, kuavo_ee_delta, kuavo_arms"]),
     (("vr.mapping=kuavo_arms", "env.name=pick_lift", "env.action_dim=4"),
      ["vr.mapping", "kuavo_arms", "16-dim", "takes 4", "env.action_dim"]),
     (("vr.source=replay",), ["vr.replay_file"]),
