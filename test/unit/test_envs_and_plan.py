@@ -103,3 +103,22 @@ def test_env_stepper_refuses_a_step_after_the_episode_ended():
         stepper.apply(ActionDecision(ended.episode_id, ended.step_index, np.zeros(2, np.float32)))
     assert stepper.current is ended  # nothing changed; a reset still works
     assert stepper.apply(ActionDecision(ended.episode_id, ended.step_index, np.zeros(2), reset=True)).step_index == 0
+
+
+def test_plan_for_the_simulated_kuavo_and_the_two_machine_sides():
+    assert [s.role for s in plan_nodes(vr=True, simulator=True)] == ["learner", "kuavo_sim", "env", "vr", "actor"]
+    assert [s.role for s in plan_nodes(vr=True, simulator=True, side="robot")] == ["kuavo_sim", "env", "vr", "actor"]
+    assert [s.role for s in plan_nodes(vr=True, simulator=True, side="learner")] == ["learner"]
+    with pytest.raises(ValueError, match="side must be one of"):
+        plan_nodes(vr=False, side="workstation")
+
+
+def test_hold_report_says_why_repeats_sparsely_and_says_how_long():
+    from kuavo_rl.env_core import HoldReport
+    report = HoldReport(every_s=5.0)
+    assert report.resume(0.0) is None  # nothing held
+    assert report.hold("no state", 10.0) == "no state"
+    assert report.hold("no state", 12.0) is None
+    assert report.hold("no state", 15.5) == "no state (holding for 5.5 s)"
+    assert report.hold("refused", 16.0) == "refused"  # a new reason is said at once; the hold goes on
+    assert report.resume(17.0) == "resumed after holding for 7.0 s"

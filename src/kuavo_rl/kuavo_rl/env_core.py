@@ -73,7 +73,7 @@ class EnvStepper:
         self.check(decision)
         if decision.reset or self.current is None:
             return self.reset()
-        if hasattr(self.env, "set_intervention"):  # a robot bridge re-syncs its targets when a takeover ends
+        if hasattr(self.env, "set_intervention"):  # a robot bridge re-syncs its targets when a takeover starts or ends
             self.env.set_intervention(decision.intervention)
         obs, reward, terminated, truncated, info = self.env.step(decision.action)
         self.steps += 1
