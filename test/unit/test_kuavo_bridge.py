@@ -12,6 +12,7 @@ from kuavo_rl.envs import env_spec, make_env
 from kuavo_rl.kuavo.bridge import KuavoBridgeEnv, RobotUnavailable
 from kuavo_rl.kuavo.link import SimLink
 from kuavo_rl.kuavo.model import ARM_JOINT_LOWER, ARM_JOINT_UPPER
+from kuavo_rl.kuavo.sim_server import START_MODE
 from kuavo_rl.kuavo.task import TEAM_REWARD_WEIGHTS, HandPair, Workspace
 from kuavo_rl.protocol import ActionDecision
 from kuavo_rl.reward import RewardShaper
@@ -173,7 +174,7 @@ def test_each_reset_waits_for_the_operator_when_confirmation_is_on():
 
 def test_control_mode_external_at_start_and_stop_mode_at_close():
     env = bridge()
-    assert env.link.mode == 0
+    assert env.link.mode == START_MODE != env.cfg.external_control_mode  # as the kuavo_sim node starts
     env.reset()
     assert env.link.mode == env.cfg.external_control_mode == 2
     env.close()

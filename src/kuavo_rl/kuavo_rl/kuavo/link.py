@@ -13,7 +13,10 @@ from typing import Protocol
 import numpy as np
 
 from kuavo_rl.kuavo.settings import KuavoConfig, KuavoSimConfig
+from kuavo_rl.kuavo.sim_server import CommandRefused, SimServer, state_of
 from kuavo_rl.kuavo.task import HandPair, RobotState
+
+ARM_JOINT_COMMAND_NAMES = [f"arm_joint_{i}" for i in range(1, 15)]  # /kuavo_arm_traj takes exactly 14
 
 
 class LinkError(RuntimeError):
@@ -46,38 +49,21 @@ class RobotLink(Protocol):
     def close(self) -> None: ...
 
 
-def sim_config(sim: KuavoSimConfig, control_period_s: float):
-    """The simulator's own settings from the experiment's env.kuavo_sim section."""
-    import math
-
-    from kuavo_rl.kuavo.sim import SimConfig
-    return SimConfig(control_period_s=control_period_s, substeps=sim.substeps,
-                     joint_speed_limit_rad_s=sim.joint_speed_limit_rad_s, hand_speed_limit_m_s=sim.hand_speed_limit_m_s,
-                     box_position_jitter_m=sim.box_position_jitter_m, box_yaw_jitter_rad=math.radians(sim.box_yaw_jitter_deg),
-                     box_mass_range=tuple(sim.box_mass_range), box_friction_range=tuple(sim.box_friction_range),
-                     model_path=sim.model_path)
-
-
-def state_of(sim) -> RobotState:
-    """The simulated Kuavo's reading, as the robot's topics would report it."""
-    hands = sim.hand_poses()
-    box_position, box_quat = sim.box_pose()
-    return RobotState(stamp=sim.time, joint_q=sim.joint_positions(), left_hand=np.asarray(hands.left_pos, float),
-                      right_hand=np.asarray(hands.right_pos, float), box_position=np.asarray(box_position, float),
-                      box_quat_xyzw=np.asarray(box_quat, float))
-
-
 class SimLink:
-    """The simulated Kuavo in this process: lockstep, the simulation advances only while the bridge
-    waits for the next state (fast, deterministic; for in-process diagnostics and tests)."""
+    """The simulated Kuavo in this process, behind the same `SimServer` the kuavo_sim node serves (so
+    it obeys and refuses commands exactly as the node does): lockstep, the simulation advances only
+    while the bridge waits for the next state (fast, deterministic; for in-process diagnostics and tests)."""
 
     def __init__(self, kuavo: KuavoConfig, sim: KuavoSimConfig, seed: int | None = None):
-        from kuavo_rl.kuavo.sim import KuavoSim
-        self.sim = KuavoSim(sim_config(sim, kuavo.control_period_s), seed=seed)
-        self.period_s = kuavo.control_period_s
-        self.base = np.asarray(kuavo.base_position, float)
-        self.mode = 0
-        self.external_control_mode = kuavo.external_control_mode
+        self.server = SimServer(kuavo, sim, seed=seed)
+
+    @property
+    def sim(self):
+        return self.server.sim
+
+    @property
+    def mode(self) -> int:
+        return self.server.mode
 
     def latest(self) -> RobotState:
         return state_of(self.sim)
@@ -90,25 +76,26 @@ class SimLink:
             self.sim.advance(stamp - self.sim.time)
         return state_of(self.sim)
 
-    def _require_external_control(self) -> None:
-        if self.mode != self.external_control_mode:
-            raise LinkError(f"arm commands are ignored in control mode {self.mode}")
+    @staticmethod
+    def _obey(command, *args) -> None:
+        try:
+            command(*args)
+        except CommandRefused as refusal:
+            raise LinkError(str(refusal)) from refusal
 
     def send_hand_targets(self, hands: HandPair, quats: HandPair, frame: int) -> None:
-        self._require_external_control()
-        offset = self.base if frame == 2 else np.zeros(3)
-        self.sim.set_hand_targets(hands.left + offset, hands.right + offset, quats.left, quats.right)
+        self._obey(self.server.hand_pose_command, hands.left, quats.left, hands.right, quats.right, frame)
 
     def send_joint_targets(self, arm_q_rad: np.ndarray) -> None:
-        self._require_external_control()
-        self.sim.set_joint_targets(arm_q_rad)
+        self._obey(self.server.joint_command, ARM_JOINT_COMMAND_NAMES, np.degrees(arm_q_rad))
 
     def set_control_mode(self, mode: int) -> None:
-        self.mode = int(mode)
+        result, now, message = self.server.change_mode(int(mode))
+        if not result or now != mode:
+            raise LinkError(f"control mode {mode} refused: {message}")
 
     def reset_scene(self, seed: int | None) -> None:
-        self.sim.reset_scene(seed)
-        self.sim.advance(self.period_s)  # as the kuavo_sim node: the state after a reset has a new stamp
+        self.server.reset_scene(-1 if seed is None else int(seed))
 
     def close(self) -> None:
         pass

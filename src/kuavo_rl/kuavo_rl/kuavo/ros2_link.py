@@ -20,14 +20,13 @@ from sensor_msgs.msg import JointState
 
 from kuavo_msgs.msg import SensorsData, TwoArmHandPoseCmd
 from kuavo_msgs.srv import ChangeArmCtrlMode, ResetScene
-from kuavo_rl.kuavo.link import LinkError
+from kuavo_rl.kuavo.link import ARM_JOINT_COMMAND_NAMES, LinkError
 from kuavo_rl.kuavo.settings import KuavoConfig
 from kuavo_rl.kuavo.task import HandPair, RobotState
 
 # Robot state: the newest reading only; commands: reliable, the newest wins.
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
-ARM_JOINT_COMMAND_NAMES = [f"arm_joint_{i}" for i in range(1, 15)]  # /kuavo_arm_traj takes exactly 14
 
 
 def stamp_seconds(stamp) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from kuavo_rl.kuavo.link import sim_config, state_of
 from kuavo_rl.kuavo.settings import KuavoConfig, KuavoSimConfig
 from kuavo_rl.kuavo.task import RobotState
 
@@ -28,6 +27,27 @@ def _finite(values, size: int, what: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise CommandRefused(f"{what} contains NaN or inf")
     return array
+
+
+def sim_config(sim: KuavoSimConfig, control_period_s: float):
+    """The simulator's own settings from the experiment's env.kuavo_sim section."""
+    import math
+
+    from kuavo_rl.kuavo.sim import SimConfig
+    return SimConfig(control_period_s=control_period_s, substeps=sim.substeps,
+                     joint_speed_limit_rad_s=sim.joint_speed_limit_rad_s, hand_speed_limit_m_s=sim.hand_speed_limit_m_s,
+                     box_position_jitter_m=sim.box_position_jitter_m, box_yaw_jitter_rad=math.radians(sim.box_yaw_jitter_deg),
+                     box_mass_range=tuple(sim.box_mass_range), box_friction_range=tuple(sim.box_friction_range),
+                     model_path=sim.model_path)
+
+
+def state_of(sim) -> RobotState:
+    """The simulated Kuavo's reading, as the robot's topics would report it."""
+    hands = sim.hand_poses()
+    box_position, box_quat = sim.box_pose()
+    return RobotState(stamp=sim.time, joint_q=sim.joint_positions(), left_hand=np.asarray(hands.left_pos, float),
+                      right_hand=np.asarray(hands.right_pos, float), box_position=np.asarray(box_position, float),
+                      box_quat_xyzw=np.asarray(box_quat, float))
 
 
 class SimServer:
