@@ -114,33 +114,72 @@ def run_inprocess(env, player: ScriptedLiftPlayer, episodes: int, seed: int, on_
                 return holds
 
 
-class DdsScriptedLift:
-    """The kuavo_sim node and the env node as processes (run_dir holds their parameters, logs and the
-    run key); this process is the actor: it answers every observation with a signed ActionCommand."""
+def start_robot_side(run_dir: Path, overrides=(), config: Path = CONFIG):
+    """The robot PC's nodes as processes: the kuavo_sim node and the env node (the Kuavo bridge), with
+    `config` plus `overrides`; run_dir holds their parameters, logs and the run key (created first)."""
+    from helpers.pipeline import start_toy_node
+    from kuavo_rl.launch_plan import prepare_run
+    prepare_run(run_dir)
+    return (start_toy_node("kuavo_sim", run_dir, list(overrides), config=config),
+            start_toy_node("env", run_dir, list(overrides), config=config))
 
-    def __init__(self, context, run_dir: Path, player: ScriptedLiftPlayer, overrides: list[str] = (),
-                 config: Path = CONFIG):
+
+def stop_robot_side(sim, env) -> dict[str, int]:
+    """The env node first (it hands the arms back: stop control mode), then the robot; exit codes."""
+    from kuavo_rl.supervisor import stop_node
+    return {node.name: stop_node(node) for node in (env, sim)}
+
+
+class DdsActor:
+    """This process as the actor: every observation of the env node (a resend too) goes to
+    `answer(msg)`; the ActionDecision it returns (None: no answer) is published, signed with the run key."""
+
+    def __init__(self, context, run_dir: Path, answer, name: str = "test_actor"):
         import kuavo_msgs.msg as msgs
-        from helpers.pipeline import probe_node, start_toy_node
+        from helpers.pipeline import probe_node
         from helpers.signing import run_signer
         from kuavo_rl import qos, topics
-        self.player, self.episodes, self.on_episode = player, 0, lambda player: None
-        self.signer = run_signer(run_dir)  # creates the run key before the nodes look for it
-        self.node, self.executor = probe_node(context, "scripted_lift_actor")
+        self.answer = answer
+        self.observations = []
+        self.signer = run_signer(run_dir)
+        self.node, self.executor = probe_node(context, name)
         self.command = msgs.ActionCommand
         self.publisher = self.node.create_publisher(msgs.ActionCommand, topics.ACTION, qos.STEP)
         self.node.create_subscription(msgs.EnvObservation, topics.OBSERVATION, self._on_observation, qos.STEP)
-        self.sim = start_toy_node("kuavo_sim", run_dir, list(overrides), config=config)
-        self.env = start_toy_node("env", run_dir, list(overrides), config=config)
 
     def _on_observation(self, msg) -> None:
-        from kuavo_rl.codec import action_to_msg, observation_from_msg
+        from kuavo_rl.codec import action_to_msg
+        self.observations.append(msg)
+        decision = self.answer(msg)
+        if decision is not None:
+            self.publisher.publish(self.signer.sign(action_to_msg(self.command(), decision)))
+
+    def spin_until(self, condition, timeout_s: float, what: str):
+        from helpers.pipeline import wait_for
+        return wait_for(lambda: self.executor.spin_once(timeout_sec=0.02) or condition(), timeout_s, what, poll_s=0)
+
+    def close(self) -> None:
+        self.node.destroy_node()
+
+
+class DdsScriptedLift:
+    """The robot side as processes (`start_robot_side`); this process plays ScriptedBoxLift as the actor."""
+
+    def __init__(self, context, run_dir: Path, player: ScriptedLiftPlayer, overrides: list[str] = (),
+                 config: Path = CONFIG):
+        self.player, self.episodes, self.on_episode = player, 0, lambda player: None
+        self.actor = DdsActor(context, run_dir, self._answer, "scripted_lift_actor")
+        self.sim, self.env = start_robot_side(run_dir, overrides, config)
+
+    def _answer(self, msg) -> ActionDecision | None:
+        from kuavo_rl.codec import observation_from_msg
         done = len(self.player.results)
         decision = self.player.answer(observation_from_msg(msg, reward_term_names=REWARD_TERM_NAMES))
         if len(self.player.results) > done:
             self.on_episode(self.player)
         if len(self.player.results) < self.episodes or not decision.reset:  # enough episodes: no further reset
-            self.publisher.publish(self.signer.sign(action_to_msg(self.command(), decision)))
+            return decision
+        return None
 
     def run(self, episodes: int, timeout_s: float, on_episode=None) -> None:
         """Play until `episodes` episodes have ended (on_episode(player) after each); RuntimeError when a
@@ -156,10 +195,9 @@ class DdsScriptedLift:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(self.player.results)}/{episodes} episodes after {timeout_s:g} s; env node:\n"
                                    + "".join(self.env.lines[-20:]))
-            self.executor.spin_once(timeout_sec=0.05)
+            self.actor.executor.spin_once(timeout_sec=0.05)
 
     def close(self) -> dict[str, int]:
-        """The actor, then the env node (it hands the arms back: stop control mode), then the robot; exit codes."""
-        from kuavo_rl.supervisor import stop_node
-        self.node.destroy_node()
-        return {node.name: stop_node(node) for node in (self.env, self.sim)}
+        """The actor, then the robot side; exit codes."""
+        self.actor.close()
+        return stop_robot_side(self.sim, self.env)

@@ -13,10 +13,9 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 
 import kuavo_msgs.msg as msgs
-from helpers.pipeline import REPO, probe_node, start_toy_node, wait_for
-from helpers.signing import run_signer
-from kuavo_rl import qos, topics
-from kuavo_rl.codec import action_to_msg
+from helpers.kuavo import CONFIG, DdsActor, start_robot_side, stop_robot_side
+from helpers.pipeline import wait_for
+from kuavo_rl import topics
 from kuavo_rl.config import load_config
 from kuavo_rl.kuavo.model import ARM_JOINT_LOWER, ARM_JOINT_UPPER
 from kuavo_rl.kuavo.ros2_link import SENSOR_QOS
@@ -25,40 +24,16 @@ from kuavo_rl.protocol import ActionDecision
 
 pytestmark = pytest.mark.slow  # separate ROS processes over DDS
 
-CONFIG = REPO / "config" / "kuavo_sim_box_lift.yaml"
 SLACK_M = 0.03
 
 
-class MiniActor:
-    """Answers each observation of the env node with the next action of `policy(observation)`."""
-
-    def __init__(self, context, run_dir, policy):
-        self.node, self.executor = probe_node(context, "mini_actor")
-        self.signer = run_signer(run_dir)
-        self.publisher = self.node.create_publisher(msgs.ActionCommand, topics.ACTION, qos.STEP)
-        self.policy = policy
-        self.observations = []
-        self.node.create_subscription(msgs.EnvObservation, topics.OBSERVATION, self.on_observation, qos.STEP)
-
-    def on_observation(self, msg) -> None:
-        """Every message is answered, a resend too (the env node resends when an answer was refused)."""
-        self.observations.append(msg)
-        reset = msg.terminated or msg.truncated
-        action = np.asarray(self.policy(np.asarray(msg.observation)), np.float32)
-        decision = ActionDecision(msg.episode_id, msg.step_index, action, reset=reset)
-        self.publisher.publish(self.signer.sign(action_to_msg(msgs.ActionCommand(), decision)))
-
-    def spin_until(self, condition, timeout_s: float, what: str):
-        return wait_for(lambda: self.executor.spin_once(timeout_sec=0.02) or condition(), timeout_s, what, poll_s=0)
-
-    def close(self):
-        self.node.destroy_node()
-
-
-def start_robot_side(tmp_path, overrides):
-    sim = start_toy_node("kuavo_sim", tmp_path, overrides, config=CONFIG)
-    env = start_toy_node("env", tmp_path, overrides, config=CONFIG)
-    return sim, env
+def policy_actor(context, run_dir, policy) -> DdsActor:
+    """Answers every observation of the env node, a resend too (the env node resends when an answer was
+    refused), with the next action of `policy(observation)`."""
+    def answer(msg) -> ActionDecision:
+        action = np.asarray(policy(np.asarray(msg.observation)), np.float32)
+        return ActionDecision(msg.episode_id, msg.step_index, action, reset=msg.terminated or msg.truncated)
+    return DdsActor(context, run_dir, answer, "mini_actor")
 
 
 def logged(node, text: str) -> bool:
@@ -66,7 +41,6 @@ def logged(node, text: str) -> bool:
 
 
 def test_bridge_drives_the_simulated_kuavo_safely_and_holds_on_a_lost_stream(tmp_path, rclpy_context):
-    from kuavo_rl.supervisor import stop_node
     cfg = load_config(CONFIG).env.kuavo
     base = np.asarray(cfg.base_position)
     workspace = Workspace(cfg)
@@ -81,8 +55,8 @@ def test_bridge_drives_the_simulated_kuavo_safely_and_holds_on_a_lost_stream(tmp
             return np.full(6, np.nan)  # refused by the bridge; the actor's next answer goes through
         return corners[(step[0] // 20) % 2] if kind == 1 else rng.uniform(-5, 5, 6)
 
-    sim, env = start_robot_side(tmp_path, [])
-    actor = MiniActor(rclpy_context, tmp_path, adversary)
+    sim, env = start_robot_side(tmp_path)
+    actor = policy_actor(rclpy_context, tmp_path, adversary)
     commands, hands, sensors = [], {"left": [], "right": []}, []
     actor.node.create_subscription(msgs.TwoArmHandPoseCmd, cfg.hand_pose_cmd_topic, commands.append, SENSOR_QOS)
     actor.node.create_subscription(msgs.SensorsData, cfg.sensors_topic, sensors.append, SENSOR_QOS)
@@ -124,18 +98,16 @@ def test_bridge_drives_the_simulated_kuavo_safely_and_holds_on_a_lost_stream(tmp
     finally:
         actor.close()
         os.kill(sim.popen.pid, signal.SIGCONT)
-        stop_node(env)
-        stop_node(sim)
+        stop_robot_side(sim, env)
     # The arms were switched to external control at start and back to keep-pose at stop, through the service.
     modes = [line for line in sim.lines if "arm control mode" in line and "commands" not in line]
     assert any("arm control mode 2" in line for line in modes) and "arm control mode 0" in modes[-1], modes
 
 
 def test_a_robot_episode_starts_when_the_operator_confirms(tmp_path, rclpy_context):
-    from kuavo_rl.supervisor import stop_node
     from kuavo_msgs.srv import ConfirmReset
     sim, env = start_robot_side(tmp_path, ["env.kuavo.confirm_reset=true"])
-    actor = MiniActor(rclpy_context, tmp_path, lambda _obs: np.zeros(6, np.float32))
+    actor = policy_actor(rclpy_context, tmp_path, lambda _obs: np.zeros(6, np.float32))
     client = actor.node.create_client(ConfirmReset, topics.CONFIRM_RESET)
     try:
         actor.spin_until(lambda: logged(env, "waiting for the operator"), 60, "the bridge to wait for the operator")
@@ -147,17 +119,15 @@ def test_a_robot_episode_starts_when_the_operator_confirms(tmp_path, rclpy_conte
         actor.spin_until(lambda: len(actor.observations) >= 3, 30, "the episode to start")
     finally:
         actor.close()
-        stop_node(env)
-        stop_node(sim)
+        stop_robot_side(sim, env)
 
 
 def test_joint_mode_sends_fourteen_positions_in_degrees(tmp_path, rclpy_context):
-    from kuavo_rl.supervisor import stop_node
     overrides = ["env.kuavo.action_mode=joint", "env.action_dim=14"]
     cfg = load_config(CONFIG, overrides).env.kuavo
     action = np.linspace(-0.5, 0.5, 14).astype(np.float32)
     sim, env = start_robot_side(tmp_path, overrides)
-    actor = MiniActor(rclpy_context, tmp_path, lambda _obs: action)
+    actor = policy_actor(rclpy_context, tmp_path, lambda _obs: action)
     commands, sensors = [], []
     actor.node.create_subscription(JointState, cfg.joint_cmd_topic, commands.append, SENSOR_QOS)
     actor.node.create_subscription(msgs.SensorsData, cfg.sensors_topic, sensors.append, SENSOR_QOS)
@@ -171,8 +141,7 @@ def test_joint_mode_sends_fourteen_positions_in_degrees(tmp_path, rclpy_context)
                  "the simulated robot to refuse a 13-joint command")
     finally:
         actor.close()
-        stop_node(env)
-        stop_node(sim)
+        stop_robot_side(sim, env)
     last = bridge_commands[-1]
     assert all(len(c.name) == 14 and len(c.position) == 14 for c in bridge_commands)
     low, high = ARM_JOINT_LOWER + cfg.joint_limit_margin_rad, ARM_JOINT_UPPER - cfg.joint_limit_margin_rad
@@ -184,12 +153,11 @@ def test_joint_mode_sends_fourteen_positions_in_degrees(tmp_path, rclpy_context)
 
 
 def test_realtime_simulator_paces_the_bridge_at_the_control_rate(tmp_path, rclpy_context):
-    from kuavo_rl.supervisor import stop_node
     overrides = ["env.kuavo_sim.timing=realtime", "env.kuavo_sim.publish_rate_hz=100",
                  "env.kuavo.hand_pose_source=fk"]  # hand poses from the joints: the other observation source
     cfg = load_config(CONFIG, overrides).env.kuavo
     sim, env = start_robot_side(tmp_path, overrides)
-    actor = MiniActor(rclpy_context, tmp_path, lambda _obs: np.zeros(6, np.float32))
+    actor = policy_actor(rclpy_context, tmp_path, lambda _obs: np.zeros(6, np.float32))
     sensors = []
     actor.node.create_subscription(msgs.SensorsData, cfg.sensors_topic, lambda m: sensors.append(time.monotonic()),
                                    SENSOR_QOS)
@@ -200,8 +168,7 @@ def test_realtime_simulator_paces_the_bridge_at_the_control_rate(tmp_path, rclpy
         actor.spin_until(lambda: time.monotonic() - start > 3.0, 10, "3 s of realtime stepping")
     finally:
         actor.close()
-        stop_node(env)
-        stop_node(sim)
+        stop_robot_side(sim, env)
     steps_per_s = (len(actor.observations) - first) / 3.0
     sensor_hz = len(sensors) / 3.0
     assert 7.0 <= steps_per_s <= 11.0, steps_per_s  # 10 Hz: one control period of robot time per step
