@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kuavo_rl.kuavo.scripted import ACTION_DIM, BOX, ScriptedBoxLift
-from kuavo_rl.kuavo.task import REWARD_TERM_NAMES, Workspace
+from kuavo_rl.kuavo.scripted import ACTION_DIM, BOX, ScriptedBoxLift, controller_for
+from kuavo_rl.kuavo.task import REWARD_TERM_NAMES
 from kuavo_rl.protocol import ActionDecision, StepObservation
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "kuavo_sim_box_lift.yaml"
@@ -31,16 +31,6 @@ class EpisodeResult:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "lift_m": round(self.lift_m, 4), "box_start": [round(v, 4) for v in self.box_start]}
-
-
-def controller_for(kuavo) -> ScriptedBoxLift:
-    """ScriptedBoxLift with the bridge's settings (env.kuavo): its step size, workspace clamp and the
-    task geometry the reward describes (box size, grasp height, squeeze depth, pre-grasp clearance)."""
-    workspace = Workspace(kuavo)  # the bridge's own clamp (base frame), the right hand's mirrored
-    return ScriptedBoxLift(box_size=tuple(kuavo.box_size), squeeze_depth_m=kuavo.squeeze_m,
-                           step_size_m=kuavo.ee_step_m, grasp_height_m=kuavo.grasp_height_m,
-                           clearance_m=kuavo.pregrasp_clearance_m,
-                           workspace_base={"left": workspace.left, "right": workspace.right})
 
 
 class ScriptedLiftPlayer:

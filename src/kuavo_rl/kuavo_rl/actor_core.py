@@ -164,7 +164,8 @@ class ActorCore:
                 self._preempt_evaluation()
             action = np.clip(np.asarray(iv.action, np.float32), -1.0, 1.0)  # within ACTION_TOLERANCE of it
             return ActionDecision(obs.episode_id, obs.step_index, action, True)
-        warming_up = self.policy_version == 0 and self.run_env_steps < self.cfg.algo.learning_starts
+        warming_up = (self.policy_version == 0 and self.run_env_steps < self.cfg.algo.learning_starts
+                      and not self.warm_started)
         if warming_up and not self.episode_is_eval:
             action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
         else:
@@ -271,9 +272,17 @@ class ActorCore:
     def all_received(self) -> bool:
         return not self.pending_rows and all(e.received for e in self.unacked.values())
 
+    @property
+    def warm_started(self) -> bool:
+        """The learner pre-trains the policy on demonstrations: act with it, not randomly."""
+        return self.cfg.algo.bc_pretrain_updates > 0
+
     def waiting_for_learner(self) -> bool:
         """Lockstep runs pause while the learner is far behind the configured update-to-data ratio,
-        so a pipeline run trains like the in-process one whatever the machine's speed."""
+        so a pipeline run trains like the in-process one whatever the machine's speed. A warm-started
+        actor waits for the pre-trained policy before its first action."""
+        if self.warm_started and self.policy_version == 0:
+            return True
         if not self.cfg.actor.sync_with_learner or self.cfg.env.timing != "lockstep":
             return False
         algo = self.cfg.algo

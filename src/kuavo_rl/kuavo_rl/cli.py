@@ -58,6 +58,24 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_record(args) -> int:
+    from kuavo_rl.record import SOURCES, print_result, record
+    if args.config and args.env:
+        raise ConfigError("give either --env (its default experiment file) or --config, not both")
+    if args.source not in SOURCES:
+        raise ConfigError(f"--source must be one of {', '.join(SOURCES)}")
+    cfg = load_config(args.config or default_config_path(args.env or "toy"), args.set)
+    try:
+        result = record(cfg, args.source, args.episodes, args.out, noise=args.noise, policy_run=args.policy,
+                        overwrite=args.overwrite, quiet=args.quiet)
+    except ValueError as error:  # DatasetError: e.g. the output exists
+        print(f"kuavo-rl record: {error}", file=sys.stderr)
+        return 2
+    print_result(result)
+    print(result.root)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kuavo-rl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--timeout", type=float, default=3600.0, help="pipeline wall-time limit in seconds")
     train.add_argument("--quiet", action="store_true", help="no progress line")
     train.set_defaults(func=cmd_train)
+    rec = sub.add_parser("record", help="record demonstrations (a scripted expert or a trained policy) as a "
+                                        "LeRobotDataset; train from them with demos.datasets")
+    rec.add_argument("--env", choices=sorted(ENVS), default=None, help="record this env (default toy)")
+    rec.add_argument("--config", help="experiment YAML whose env is recorded (instead of --env)")
+    rec.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a configuration key, e.g. --set run.seed=3 (repeatable)")
+    rec.add_argument("--source", default="scripted", help="scripted (the env's expert, with --noise) | policy")
+    rec.add_argument("--policy", help="with --source policy: a training run directory (its latest checkpoint)")
+    rec.add_argument("--episodes", type=int, default=30)
+    rec.add_argument("--noise", type=float, default=0.1, help="scripted: std of the noise added to each action value")
+    rec.add_argument("--out", required=True, help="the dataset's local root directory (created)")
+    rec.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    rec.add_argument("--quiet", action="store_true", help="no progress line")
+    rec.set_defaults(func=cmd_record)
     add_subcommands(sub)
     return parser
 

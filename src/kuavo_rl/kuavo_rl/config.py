@@ -69,10 +69,18 @@ class AlgoConfig:
     learning_starts: int = 1000  # env steps with random actions before the first update
     hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
     torch_compile: bool = False  # lerobot 0.4 compiles its critics; 0.6 stopped because SAC did not converge
-    # statistics (mean/std of the buffers at the first update, then frozen) | bounds (the env's finite
+    # statistics (mean/std) | min_max (min/max to [-1, 1]) of the demonstrations at start-up, or without
+    # demonstrations of the buffers at the first update, then frozen | bounds (the env's finite
     # observation bounds to [-1, 1]) | none. Travels with the weights: the actor applies the same.
     observation_normalization: str = "statistics"
     observation_clip: float = 10.0  # normalised observations are clipped to +-this
+    # Warm start from demonstrations (the offline buffer): behaviour-cloning updates of the actor
+    # before online learning, and a BC term in the actor loss on the batch's offline samples only,
+    # weighted bc_weight_start decaying linearly to bc_weight_end over bc_decay_updates updates.
+    bc_pretrain_updates: int = 0
+    bc_weight_start: float = 0.0
+    bc_weight_end: float = 0.0
+    bc_decay_updates: int = 100_000
     ppo_n_steps: int = 2048
     ppo_n_epochs: int = 10
     ppo_gae_lambda: float = 0.95
@@ -144,6 +152,13 @@ class VrConfig:
 
 
 @dataclass
+class DemosConfig:
+    """Demonstrations: recorded LeRobotDatasets that fill the offline buffer at start-up."""
+    datasets: list[str] = field(default_factory=list)  # local dataset roots (kuavo-rl record --out ...)
+    max_episodes: int = 0  # per dataset, the first N episodes; 0 = all
+
+
+@dataclass
 class ExperimentConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -152,6 +167,7 @@ class ExperimentConfig:
     actor: ActorConfig = field(default_factory=ActorConfig)
     run: RunConfig = field(default_factory=RunConfig)
     vr: VrConfig = field(default_factory=VrConfig)
+    demos: DemosConfig = field(default_factory=DemosConfig)
     # Keys the user set explicitly ("algo.grad_clip_norm", ...): a backend that cannot honour an
     # explicitly set key refuses it, while defaults are simply the backend's own.
     explicit: set[str] = field(default_factory=set, repr=False, compare=False)
@@ -172,7 +188,8 @@ PPO_ONLY = {"ppo_n_steps", "ppo_n_epochs", "ppo_gae_lambda", "ppo_clip_range"}
 SAC_ONLY = {"temperature_init", "target_entropy", "utd_ratio", "num_critics", "tau", "use_backup_entropy",
             "online_buffer_capacity", "offline_buffer_capacity", "offline_ratio", "learning_starts",
             "actor_lr", "critic_lr", "temperature_lr", "torch_compile", "observation_normalization",
-            "observation_clip"}
+            "observation_clip", "bc_pretrain_updates", "bc_weight_start", "bc_weight_end", "bc_decay_updates"}
+NORMALIZATION_MODES = ("statistics", "min_max", "bounds", "none")
 VR_SOURCES = ("openxr", "replay", "none")
 PIPELINE_BACKENDS = ("lerobot_sac", "sb3_sac")
 ALL_BACKENDS = PIPELINE_BACKENDS + ("sb3_ppo",)
@@ -335,8 +352,9 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
     for name in ("batch_size", "utd_ratio", "num_critics", "online_buffer_capacity", "offline_buffer_capacity"):
         _require(getattr(algo, name) >= 1, f"algo.{name} must be >= 1")
     _require(algo.learning_starts >= 0, "algo.learning_starts must be >= 0")
-    _require(algo.observation_normalization in ("statistics", "bounds", "none"),
-             f"algo.observation_normalization must be statistics, bounds or none, got '{algo.observation_normalization}'")
+    _require(algo.observation_normalization in NORMALIZATION_MODES,
+             f"algo.observation_normalization must be one of {', '.join(NORMALIZATION_MODES)}, "
+             f"got '{algo.observation_normalization}'")
     _require(algo.observation_clip > 0, "algo.observation_clip must be > 0")
     if algo.observation_normalization == "bounds":
         from kuavo_rl.envs import observation_bounds
@@ -345,6 +363,7 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
                  f"(use statistics)")
     for part in ("actor", "critic", "temperature"):
         _require(algo.part_lr(part) > 0, f"algo.{part}_lr must be > 0")
+    _validate_warm_start(cfg)
     _require(cfg.run.total_env_steps >= 1, "run.total_env_steps must be >= 1")
     _require(cfg.actor.batch_transitions >= 1, "actor.batch_transitions must be >= 1")
     _require(cfg.actor.batch_transitions <= cfg.learner.max_batch_transitions,
@@ -353,6 +372,19 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
     _require(cfg.learner.max_abs_value > 0 and cfg.actor.max_weights_version_jump >= 1,
              "learner.max_abs_value must be > 0 and actor.max_weights_version_jump >= 1")
     _check_backend_can_honour(cfg)
+
+
+def _validate_warm_start(cfg: ExperimentConfig) -> None:
+    algo, demos = cfg.algo, cfg.demos
+    _require(demos.max_episodes >= 0, "demos.max_episodes must be >= 0 (0 = all)")
+    _require(all(isinstance(d, str) and d.strip() for d in demos.datasets), "demos.datasets: empty dataset path")
+    _require(algo.bc_pretrain_updates >= 0 and algo.bc_decay_updates >= 1,
+             "algo.bc_pretrain_updates must be >= 0 and algo.bc_decay_updates >= 1")
+    _require(algo.bc_weight_start >= 0 and algo.bc_weight_end >= 0, "algo.bc_weight_start/end must be >= 0")
+    _require(algo.bc_pretrain_updates == 0 or bool(demos.datasets),
+             "algo.bc_pretrain_updates needs demonstrations to clone: set demos.datasets")
+    _require(algo.backend != "sb3_ppo" or not demos.datasets,
+             "demos.datasets: sb3_ppo is on-policy and has no offline buffer; use lerobot_sac or sb3_sac")
 
 
 def _explicit_algo_keys(cfg: ExperimentConfig) -> set[str]:
@@ -380,6 +412,10 @@ def _check_backend_can_honour(cfg: ExperimentConfig) -> None:
             refuse("use_backup_entropy", "stable-baselines3 SAC always includes the entropy term in the critic target")
         if algo.torch_compile:
             refuse("torch_compile", "only lerobot_sac compiles its critics")
+        for key in ("bc_weight_start", "bc_weight_end"):
+            if getattr(algo, key) > 0:
+                refuse(key, "stable-baselines3 SAC's update has no extra actor loss term (use lerobot_sac; "
+                            "algo.bc_pretrain_updates works with both)")
     if backend == "sb3_ppo":
         for key in sorted(explicit & SAC_ONLY):
             refuse(key, "PPO is on-policy and has no such setting")

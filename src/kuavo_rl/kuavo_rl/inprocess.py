@@ -5,6 +5,7 @@ Nothing is checkpointed: the learner's memory is the store, so batches are persi
 """
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 
@@ -25,6 +26,12 @@ def _deliver(actor: ActorCore, run_id: str, acks: list[Acks]) -> None:
         actor.on_ack(run_id, ack)
 
 
+def _publish_due_weights(loop: LearnerLoop, actor: ActorCore, backend: str, run_id: str) -> None:
+    if loop.core.weights_due():
+        version, data, checksum = loop.core.export_weights()
+        actor.on_weights(version, loop.core.updates, backend, data, checksum, run_id)
+
+
 def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -> LearnerCore:
     """Train to cfg.run.total_env_steps plus the final evaluation episodes; logs into run_dir."""
     torch.set_num_threads(cfg.learner.torch_threads)
@@ -34,6 +41,10 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
     actor = ActorCore(cfg, *spec, make_actor_policy(cfg.algo, spec.observation_dim, spec.action_dim, cfg.run.seed + 7),
                       actor_id=cfg.actor.actor_id)
     run_id = uuid.uuid4().hex
+    for message in (loop.demonstrations_summary(), loop.warm_start()):
+        if message and not quiet:
+            print(f"[train in-process] {message}", file=sys.stderr)
+    _publish_due_weights(loop, actor, cfg.algo.backend, run_id)  # a warm-started actor starts from its policy
     step = stepper.reset()
     while True:
         decision = actor.on_step(step)
@@ -45,9 +56,7 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
                 loop.receive(batch, acks)
             _deliver(actor, run_id, [acks, *loop.checkpoint()[1]])
         while loop.train(max_updates=1):  # one at a time: weights may be due after any update
-            if loop.core.weights_due():
-                version, data, checksum = loop.core.export_weights()
-                actor.on_weights(version, loop.core.updates, cfg.algo.backend, data, checksum, run_id)
+            _publish_due_weights(loop, actor, cfg.algo.backend, run_id)
         loop.report_progress(force=finished)
         if finished:
             break

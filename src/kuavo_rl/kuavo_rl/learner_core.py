@@ -9,10 +9,13 @@ import numpy as np
 import torch
 
 from kuavo_rl.algos import make_backend
-from kuavo_rl.algos.base import WEIGHTS_FORMAT, TrainBatch, encode_weights, parameters_finite, updates_owed
+from kuavo_rl.algos.base import (WEIGHTS_FORMAT, TrainBatch, bc_weight_at, encode_weights, parameters_finite,
+                                 updates_owed)
+from kuavo_rl.algos.normalization import FITTED_MODES
 from kuavo_rl.buffer import RLPDBuffers
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.envs import observation_bounds
+from kuavo_rl.datasets import DatasetError, Demonstrations, load_demonstrations
+from kuavo_rl.envs import dataset_layout, observation_bounds
 from kuavo_rl.protocol import BatchError, StepBatch, TransitionArrays
 from kuavo_rl.reward import LiveRewardLint, RewardShaper, lint_config
 
@@ -130,6 +133,38 @@ class LearnerCore:
         self.last_metrics: dict[str, float] = {}
         self.last_batch_offline_share = 0.0
         self._published_at: int | None = None  # updates at the last export; None: publish at once
+        self.bc_pretrained = False  # the warm start ran (a resumed run does not repeat it)
+        self.demonstrations = self._load_demonstrations()
+
+    def _load_demonstrations(self) -> Demonstrations | None:
+        """Fill the offline buffer from demos.datasets (checked against this env's spaces) and, for a
+        fitted normalisation, freeze the normaliser to the demonstrations' statistics."""
+        demos = self.cfg.demos
+        if not demos.datasets:
+            return None
+        loaded = load_demonstrations(demos.datasets, dataset_layout(self.cfg.env), demos.max_episodes)
+        capacity = self.buffers.offline.capacity
+        if len(loaded.transitions) > capacity:
+            raise DatasetError(f"demos.datasets hold {len(loaded.transitions)} transitions, more than "
+                               f"algo.offline_buffer_capacity={capacity}; raise it or set demos.max_episodes")
+        self.buffers.offline.add(loaded.transitions)
+        mode = self.cfg.algo.observation_normalization
+        if mode in FITTED_MODES:
+            self.backend.normalizer.fit_to(mode, loaded.transitions.observations)
+        return loaded
+
+    # ---- warm start ----------------------------------------------------------------------
+    def warm_start_due(self) -> bool:
+        return self.cfg.algo.bc_pretrain_updates > 0 and not self.bc_pretrained
+
+    def behaviour_cloning_step(self) -> float:
+        """One behaviour-cloning update of the actor on a batch of offline transitions."""
+        sample = self.buffers.offline.sample(self.cfg.algo.batch_size, self.rng)
+        loss = self.backend.behaviour_cloning_update(torch.from_numpy(sample.observations),
+                                                     torch.from_numpy(sample.actions))
+        if not np.isfinite(loss):
+            raise TrainingDiverged(f"behaviour cloning: loss {loss}")
+        return loss
 
     # ---- data in -------------------------------------------------------------------------
     def ingest(self, batch: StepBatch) -> IngestResult:
@@ -191,20 +226,23 @@ class LearnerCore:
 
     def sample_batch(self) -> TrainBatch:
         """An RLPD batch with its rewards shaped by the current reward configuration."""
-        normalizer = self.backend.normalizer
-        if self.cfg.algo.observation_normalization == "statistics" and not bool(normalizer.fitted):
-            normalizer.fit(self.buffers.online.contents().observations)  # frozen from here on
+        normalizer, mode = self.backend.normalizer, self.cfg.algo.observation_normalization
+        if mode in FITTED_MODES and not bool(normalizer.fitted):
+            normalizer.fit_to(mode, self.buffers.online.contents().observations)  # frozen from here on
         sample, n_offline = self.buffers.sample(self.cfg.algo.batch_size, self.rng)
         self.last_batch_offline_share = n_offline / len(sample)
         rewards = self.shaper(sample.reward_terms, sample.raw_rewards)
         if not np.all(np.isfinite(rewards)):
             raise TrainingDiverged(f"the reward configuration turns stored transitions into NaN/inf rewards "
                                    f"({self.cfg.reward}); fix reward.* and restart")
-        return TrainBatch.from_arrays(sample, rewards)
+        offline = np.arange(len(sample)) >= len(sample) - n_offline  # the buffers put offline rows last
+        return TrainBatch.from_arrays(sample, rewards, offline, bc_weight_at(self.cfg.algo, self.updates))
 
     def weights_due(self) -> bool:
         every = self.cfg.learner.publish_weights_every_updates
-        return self.updates > 0 and (self._published_at is None or self.updates - self._published_at >= every)
+        if self._published_at is None:
+            return self.updates > 0 or self.bc_pretrained
+        return self.updates - self._published_at >= every
 
     def export_weights(self) -> tuple[int, bytes, str]:
         """Bump the version and serialise the actor's weights: (version, data, sha256)."""
@@ -239,7 +277,7 @@ class LearnerCore:
             "ledger": self.ledger.state_dict(), "episodes": self.episodes.state_dict(),
             "counters": {"env_steps": self.env_steps, "updates": self.updates, "weights_version": self.weights_version,
                          "intervention_transitions": self.intervention_transitions,
-                         "sender_env_steps": self.sender_env_steps},
+                         "sender_env_steps": self.sender_env_steps, "bc_pretrained": self.bc_pretrained},
             "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "saved_at": time.time(),
         }
 
@@ -262,6 +300,7 @@ class LearnerCore:
         self.weights_version = counters["weights_version"]
         self.intervention_transitions = counters["intervention_transitions"]
         self.sender_env_steps = counters.get("sender_env_steps", {})
+        self.bc_pretrained = counters.get("bc_pretrained", False)
         self._published_at = None
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])

@@ -135,7 +135,37 @@ class LearnerLoop:
         acks.rejected_reasons.append(reason)
         return reason
 
+    def demonstrations_summary(self) -> str | None:
+        demos = self.core.demonstrations
+        if demos is None:
+            return None
+        labels = ", ".join(f"{k} {v}" for k, v in demos.labels.items())
+        normalizer = self.cfg.algo.observation_normalization
+        fitted = f"; observation normalisation ({normalizer}) fitted to them" if normalizer in ("statistics", "min_max") else ""
+        return (f"demonstrations: {demos.episodes} episodes, {len(demos.transitions)} transitions from "
+                f"{', '.join(self.cfg.demos.datasets)} (sources {', '.join(demos.sources)}; labels {labels}) "
+                f"in the offline buffer{fitted}")
+
     # ---- work ----------------------------------------------------------------------------
+    def warm_start(self, should_stop=lambda: False) -> str | None:
+        """Behaviour-cloning pre-training of the actor on the offline buffer, once per run (with a
+        progress line); returns what it did, for the log."""
+        core = self.core
+        if not core.warm_start_due():
+            return None
+        total = self.cfg.algo.bc_pretrain_updates
+        progress = ProgressLine(total, "behaviour cloning", enabled=self.progress.enabled, clock=self.clock)
+        losses = []
+        for done in range(1, total + 1):
+            if should_stop():
+                return f"behaviour cloning interrupted after {done - 1} updates (it reruns on resume)"
+            losses.append(core.behaviour_cloning_step())
+            progress.update(done, f"bc loss {losses[-1]:.4f}", force=done == total)
+        core.bc_pretrained = True
+        self.log.update(0, core.env_steps, {"bc_pretrain_loss": losses[-1]}, 1.0)
+        return (f"warm start: {total} behaviour-cloning updates on {len(core.buffers.offline)} offline transitions, "
+                f"bc loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+
     def train(self, max_updates: int | None = None) -> int:
         """Run the updates owed at the configured update-to-data ratio (at most `max_updates`)."""
         due = self.core.updates_due()

@@ -7,7 +7,7 @@ from pathlib import Path
 EPISODE_FIELDS = ("env_steps", "episode_id", "return", "raw_return", "length", "evaluation",
                   "interventions", "intervention_rate")
 UPDATE_FIELDS = ("updates", "env_steps", "critic_loss", "actor_loss", "temperature", "temperature_loss",
-                 "q_mean", "offline_share")
+                 "q_mean", "offline_share", "bc_loss", "bc_weight")
 
 
 def write_spaces(run_dir: str | Path, observation_names: list[str], action_dim: int,

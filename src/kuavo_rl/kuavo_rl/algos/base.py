@@ -26,13 +26,24 @@ class TrainBatch:
     rewards: torch.Tensor  # (B,)
     next_observations: torch.Tensor  # (B, obs_dim)
     terminated: torch.Tensor  # (B,) float: 1 stops bootstrapping; truncation is 0
+    offline: torch.Tensor | None = None  # (B,) bool: drawn from the offline (demonstrations, takeovers) buffer
+    bc_weight: float = 0.0  # weight of the behaviour-cloning term on the offline rows in the actor loss
 
     @staticmethod
-    def from_arrays(t: TransitionArrays, rewards: np.ndarray) -> "TrainBatch":
+    def from_arrays(t: TransitionArrays, rewards: np.ndarray, offline: np.ndarray | None = None,
+                    bc_weight: float = 0.0) -> "TrainBatch":
         """`t` with its `rewards` (B,), shaped from its reward terms by the learner."""
         return TrainBatch(torch.from_numpy(t.observations), torch.from_numpy(t.actions),
                           torch.from_numpy(rewards), torch.from_numpy(t.next_observations),
-                          torch.from_numpy(t.terminated.astype(np.float32)))
+                          torch.from_numpy(t.terminated.astype(np.float32)),
+                          None if offline is None else torch.from_numpy(offline), bc_weight)
+
+    def offline_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(observations, actions) of the offline rows only: behaviour cloning never pairs an online
+        observation with an offline action."""
+        if self.offline is None:
+            return self.observations[:0], self.actions[:0]
+        return self.observations[self.offline], self.actions[self.offline]
 
 
 class Backend(ABC):
@@ -45,6 +56,10 @@ class Backend(ABC):
     @abstractmethod
     def update(self, batch: TrainBatch) -> dict[str, float]:
         """One gradient update; returns metrics (critic_loss, actor_loss, temperature, ...)."""
+
+    def behaviour_cloning_update(self, observations: torch.Tensor, actions: torch.Tensor) -> float:
+        """One actor step towards the demonstrated `actions` (B, act_dim); returns the BC loss."""
+        raise NotImplementedError(f"backend {self.name} has no behaviour-cloning update")
 
     @abstractmethod
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
@@ -82,6 +97,13 @@ def updates_owed(algo: AlgoConfig, env_steps: int) -> int:
     if env_steps < max(algo.learning_starts, 1):
         return 0
     return algo.utd_ratio * (env_steps - algo.learning_starts + 1)
+
+
+def bc_weight_at(algo: AlgoConfig, updates: int) -> float:
+    """The behaviour-cloning weight after `updates` updates: linear from bc_weight_start to bc_weight_end
+    over bc_decay_updates, then constant."""
+    progress = min(updates / algo.bc_decay_updates, 1.0)
+    return algo.bc_weight_start + (algo.bc_weight_end - algo.bc_weight_start) * progress
 
 
 def check_state_matches(expected: dict[str, torch.Tensor], state: dict) -> None:

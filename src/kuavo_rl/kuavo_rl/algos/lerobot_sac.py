@@ -75,18 +75,35 @@ class LerobotSACBackend(Backend):
         critic_loss = self.policy.forward(lerobot_batch, model="critic")["loss_critic"]
         self._step("critic", critic_loss, self._parameters("critic"))
         actor_loss = self.policy.forward(lerobot_batch, model="actor")["loss_actor"]
-        self._step("actor", actor_loss, self._parameters("actor"))
+        bc_loss = self.bc_loss(*batch.offline_rows()) if batch.bc_weight > 0 else None
+        self._step("actor", actor_loss if bc_loss is None else actor_loss + batch.bc_weight * bc_loss,
+                   self._parameters("actor"))
         temperature_loss = self.policy.forward(lerobot_batch, model="temperature")["loss_temperature"]
         self._step("temperature", temperature_loss, self._parameters("temperature"))
         self.policy.update_target_networks()
         self.updates += 1
         metrics = {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(),
                    "temperature_loss": temperature_loss.item(), "temperature": self.policy.temperature}
+        if bc_loss is not None:
+            metrics.update(bc_loss=bc_loss.item(), bc_weight=batch.bc_weight)
         if self.updates % 10 == 1:  # Q statistics cost a critic forward; sample them
             with torch.no_grad():
                 q = self.policy.critic_forward(lerobot_batch["state"], batch.actions)
             metrics.update(q_mean=q.mean().item(), q_min=q.min().item(), q_max=q.max().item())
         return metrics
+
+    def bc_loss(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Mean squared error between the deterministic action tanh(mean) and the demonstrated one;
+        0 for no rows."""
+        if len(observations) == 0:
+            return torch.zeros(())
+        _, _, mean = self.policy.actor(_observation_dict(observations))
+        return torch.nn.functional.mse_loss(torch.tanh(mean), actions)
+
+    def behaviour_cloning_update(self, observations: torch.Tensor, actions: torch.Tensor) -> float:
+        loss = self.bc_loss(observations, actions)
+        self._step("actor", loss, self._parameters("actor"))
+        return loss.item()
 
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
         return self.policy.actor.state_dict()

@@ -3,8 +3,9 @@
 The normaliser is a module with buffers, so it travels inside the published weights and the
 checkpoint: the actor applies exactly the transform the learner trained with. Modes
 (`algo.observation_normalization`):
-- `statistics`: mean and std of the data in the buffers at the first update, then frozen (a moving
-  input scale would chase the critic);
+- `statistics`: mean and std, `min_max`: min and max mapped to [-1, 1], of the demonstrations at
+  start-up, or without demonstrations of the data in the buffers at the first update; then frozen
+  (a moving input scale would chase the critic);
 - `bounds`: the env's finite observation bounds mapped to [-1, 1];
 - `none`: the identity.
 Actions need no normaliser: every env takes actions in [-1, 1]^N (envs/__init__.py) and maps them
@@ -19,7 +20,8 @@ import torch
 
 from kuavo_rl.algos.base import ActorPolicy, Backend, TrainBatch
 
-MODES = ("statistics", "bounds", "none")
+MODES = ("statistics", "min_max", "bounds", "none")
+FITTED_MODES = ("statistics", "min_max")  # fitted to data once, then frozen
 MIN_STD = 1e-3  # below this a dimension is treated as (nearly) constant
 NO_CLIP = float(np.finfo(np.float32).max)  # finite, so weights stay checkable for NaN/inf
 
@@ -43,6 +45,18 @@ class ObservationNormalizer(torch.nn.Module):
         std = observations.std(axis=0)
         self._set(observations.mean(axis=0), np.where(std < 1e-8, 1.0, np.maximum(std, MIN_STD)))
 
+    def fit_min_max(self, observations: np.ndarray) -> None:
+        """Freeze min/max of (N, obs_dim) observations to [-1, 1]; a constant dimension keeps scale 1."""
+        low, high = observations.min(axis=0), observations.max(axis=0)
+        half_range = (high - low) / 2.0
+        self._set((high + low) / 2.0, np.where(half_range < 1e-8, 1.0, np.maximum(half_range, MIN_STD)))
+
+    def fit_to(self, mode: str, observations: np.ndarray) -> None:
+        """Fit with the rule of `mode` (one of FITTED_MODES)."""
+        if len(observations) == 0:
+            raise ValueError("no observations to fit the normaliser to")
+        (self.fit if mode == "statistics" else self.fit_min_max)(observations)
+
     def _set(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
@@ -62,6 +76,11 @@ class NormalizedBackend(Backend):
             normalized = replace(batch, observations=self.normalizer(batch.observations),
                                  next_observations=self.normalizer(batch.next_observations))
         return self.inner.update(normalized)
+
+    def behaviour_cloning_update(self, observations: torch.Tensor, actions: torch.Tensor) -> float:
+        with torch.no_grad():
+            normalized = self.normalizer(observations)
+        return self.inner.behaviour_cloning_update(normalized, actions)
 
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
         return {**{f"policy.{k}": v for k, v in self.inner.actor_state_dict().items()},

@@ -78,6 +78,16 @@ class SB3SACBackend(Backend):
             metrics.update(q_mean=q.mean().item(), q_min=q.min().item(), q_max=q.max().item())
         return metrics
 
+    def behaviour_cloning_update(self, observations: torch.Tensor, actions: torch.Tensor) -> float:
+        """MSE of the deterministic action (SB3's tanh of the mean) to the demonstrated one, on SB3's
+        actor optimizer."""
+        actor = self.model.actor
+        loss = torch.nn.functional.mse_loss(actor(observations, deterministic=True), actions)
+        actor.optimizer.zero_grad()
+        loss.backward()
+        actor.optimizer.step()
+        return loss.item()
+
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.policy.actor.state_dict()
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # the config schema reads the env table, so this module must 
     from kuavo_rl.config import EnvConfig
 
 __all__ = ["ENVS", "KUAVO_ENVS", "EnvEntry", "EnvSpec", "env_spec", "make_env", "make_kuavo_env", "inprocess_variant", "observation_bounds",
-           "observation_names"]
+           "observation_names", "action_names", "dataset_layout"]
 
 
 KUAVO_ENVS = ("kuavo", "kuavo_sim")
@@ -84,6 +84,24 @@ def observation_names(cfg: EnvConfig) -> list[str]:
         from kuavo_rl.kuavo.task import observation_names as kuavo_names
         return kuavo_names(cfg.kuavo.observation_layout, tuple(model.ARM_JOINT_NAMES))
     return [f"observation.{i}" for i in range(env_spec(cfg).observation_dim)]
+
+
+def action_names(cfg: EnvConfig) -> list[str]:
+    """A name per action index (datasets carry them; a dataset recorded for another action is refused)."""
+    if cfg.name in KUAVO_ENVS:
+        if cfg.kuavo.action_mode == "ee_delta":
+            return [f"{hand}_d{axis}" for hand in ("left", "right") for axis in "xyz"]
+        from kuavo_rl.kuavo import model
+        return list(model.ARM_JOINT_NAMES)
+    if cfg.name == "pick_lift":
+        return ["dx", "dy", "dz", "gripper"]
+    return [f"action.{i}" for i in range(env_spec(cfg).action_dim)]
+
+
+def dataset_layout(cfg: EnvConfig):
+    """The names a dataset of this env carries (and must carry to be loaded for it)."""
+    from kuavo_rl.datasets import DatasetLayout
+    return DatasetLayout(tuple(observation_names(cfg)), tuple(action_names(cfg)), env_spec(cfg).reward_term_names)
 
 
 def observation_bounds(cfg: EnvConfig):

@@ -53,6 +53,8 @@ class ScriptedBoxLift:
         arrive_tolerance_m: float = 0.015,  # measured hands this close to the pre-grasp before going in
         new_episode_jump_m: float = 0.15,  # measured hands this far from our commanded target: a new episode
         workspace_base: dict | None = HAND_WORKSPACE_BASE,  # the env's clamp, mirrored in our integration
+        action_noise: float = 0.0,  # std of Gaussian noise on every action value (varied demonstrations)
+        seed: int | None = None,  # of the noise
     ) -> None:
         self.half_size = np.asarray(box_size, dtype=float) / 2
         self.squeeze_depth_m = squeeze_depth_m
@@ -67,6 +69,10 @@ class ScriptedBoxLift:
         self.arrive_tolerance_m = arrive_tolerance_m
         self.new_episode_jump_m = new_episode_jump_m
         self.workspace_base = workspace_base
+        self.action_noise = action_noise
+        self.rng = np.random.default_rng(seed)
+        # A noisy step lands near, not on, its waypoint: within 3 standard deviations counts as arrived.
+        self.waypoint_tolerance_m = max(1e-4, 3 * action_noise * step_size_m)
         self.reset()
 
     def reset(self) -> None:
@@ -90,6 +96,8 @@ class ScriptedBoxLift:
             self.commanded = measured.copy()
         waypoint, speed = self._plan(measured, obs[BOX], obs[BASE])
         action = np.concatenate([self._toward(hand, waypoint[hand], speed) for hand in (0, 1)])
+        if self.action_noise > 0:
+            action = np.clip(action + self.rng.normal(0.0, self.action_noise, action.shape), -1.0, 1.0)
         self._integrate(action, obs[BASE])
         self._steps_in_phase += 1
         return action.astype(np.float32)
@@ -130,7 +138,7 @@ class ScriptedBoxLift:
         return np.stack([left, right])
 
     def _reached(self, target: np.ndarray) -> bool:
-        return bool(np.all(np.abs(self.commanded - target) < 1e-4))
+        return bool(np.all(np.abs(self.commanded - target) < self.waypoint_tolerance_m))
 
     # -- actions ---------------------------------------------------------------------------------
     def _toward(self, hand: int, target: np.ndarray, speed: float) -> np.ndarray:
@@ -151,3 +159,15 @@ class ScriptedBoxLift:
             return points
         boxes = (self.workspace_base["left"], self.workspace_base["right"])
         return np.stack([np.clip(points[hand], base + low, base + high) for hand, (low, high) in enumerate(boxes)])
+
+
+def controller_for(kuavo, action_noise: float = 0.0, seed: int | None = None) -> ScriptedBoxLift:
+    """ScriptedBoxLift with the bridge's settings (env.kuavo): its step size, workspace clamp and the
+    task geometry the reward describes (box size, grasp height, squeeze depth, pre-grasp clearance)."""
+    from kuavo_rl.kuavo.task import Workspace
+    workspace = Workspace(kuavo)  # the bridge's own clamp (base frame), the right hand's mirrored
+    return ScriptedBoxLift(box_size=tuple(kuavo.box_size), squeeze_depth_m=kuavo.squeeze_m,
+                           step_size_m=kuavo.ee_step_m, grasp_height_m=kuavo.grasp_height_m,
+                           clearance_m=kuavo.pregrasp_clearance_m,
+                           workspace_base={"left": workspace.left, "right": workspace.right},
+                           action_noise=action_noise, seed=seed)

@@ -47,6 +47,8 @@ class LearnerNode(Node):
             self.get_logger().warning(f"reward lint: {warning}")
         self.get_logger().info(f"learner {self.run_id}: backend {self.cfg.algo.backend}, target entropy "
                                f"{core.backend.target_entropy_rule}, run dir {self.cfg.run.run_dir}")
+        if demos := self.loop.demonstrations_summary():
+            self.get_logger().info(demos)
         names = observation_names(self.cfg.env)
         self.get_logger().info(f"observation ({len(names)}): {', '.join(names)}; in {self.loop.spaces_file}")
 
@@ -100,6 +102,8 @@ class LearnerNode(Node):
         self.done = True
 
     def train_until_stopped(self) -> None:
+        if warm_start := self.loop.warm_start(self.stop.is_set):
+            self.get_logger().info(warm_start)
         last_status = 0.0
         while not self.stop.is_set():
             worked = self.ingest_inbox()
