@@ -12,7 +12,8 @@ import numpy as np
 
 from kuavo_rl.algos.base import ActorPolicy, decode_weights, updates_owed
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.protocol import Acks, ActionDecision, InterventionInput, StepBatch, StepObservation
+from kuavo_rl.protocol import (LABEL_NAMES, LABEL_NONE, Acks, ActionDecision, EpisodeLabelInput, InterventionInput,
+                               StepBatch, StepObservation)
 
 log = logging.getLogger("kuavo_rl.actor")
 
@@ -62,6 +63,8 @@ class ActorCore:
         self.unacked: dict[int, _Unacked] = {}
         self.intervention: InterventionInput | None = None
         self.estopped = False
+        self.pending_label = LABEL_NONE  # the operator's label, sent with the next step's action
+        self.seen_labels: dict[str, int] = {}  # source -> the last label_id applied
         self.stats = ActorStats()
         self.final_eval_left: int | None = None  # set when training steps are done
         self.episode_is_eval = False
@@ -114,6 +117,20 @@ class ActorCore:
         if intervention.estop_reset:  # only a message that passed every check may clear the latch
             self.estopped = False
         self.intervention = intervention
+
+    def on_label(self, label: EpisodeLabelInput) -> bool:
+        """The operator labels the current episode; each (source, label_id) counts once. Returns
+        whether it is new. Only this run's signed labels count: ending episodes is steering."""
+        if not label.authenticated:
+            raise ValueError("episode label not signed by this run")
+        if self.seen_labels.get(label.source) == label.label_id:
+            return False
+        self.seen_labels[label.source] = label.label_id
+        if self.estopped:
+            log.warning("episode label %s ignored: the e-stop is latched", LABEL_NAMES[label.label])
+            return False
+        self.pending_label = label.label
+        return True
 
     def _observe_learner_run(self, learner_run_id: str) -> bool:
         """True when a learner restart is seen: whatever it had not persisted is gone, so resend it."""
@@ -213,10 +230,13 @@ class ActorCore:
         else:
             self._record(obs)
         if obs.terminated or obs.truncated:
+            self.pending_label = LABEL_NONE  # a label arriving as the episode ended does not carry over
             self._end_episode()
             self._previous = None
             return None if self.finished else reset
         decision = self._choose(obs)
+        if self.pending_label != LABEL_NONE and not self.estopped:
+            decision.label, self.pending_label = self.pending_label, LABEL_NONE
         self._previous = (obs, decision)
         return decision
 

@@ -76,6 +76,16 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_label(args) -> int:
+    from kuavo_rl.auth import key_path
+    cfg = load_config(None, [f"run.run_dir={args.run_dir}"] + ([f"run.key_file={args.key_file}"] if args.key_file else []))
+    key = key_path(cfg.run.run_dir, cfg.run.key_file)
+    if not key.is_file():  # a new key would sign labels that the run's actor refuses
+        raise ConfigError(f"no run key at {key}: give the running training's --run-dir (or --key-file)")
+    from kuavo_rl.nodes.label_keyboard import run
+    return run(cfg)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kuavo-rl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     rec.add_argument("--quiet", action="store_true", help="no progress line")
     rec.set_defaults(func=cmd_record)
+    label = sub.add_parser("label", help="label the running episode success or failure from the keyboard "
+                                         "(the headset's Y/X buttons without a headset)")
+    label.add_argument("--run-dir", required=True, help="the running training's run directory (its run key)")
+    label.add_argument("--key-file", default="", help="the run key, when it is not <run-dir>/run.key")
+    label.set_defaults(func=cmd_label)
     add_subcommands(sub)
     return parser
 

@@ -9,7 +9,8 @@ import array
 
 import numpy as np
 
-from kuavo_rl.protocol import Acks, ActionDecision, BatchError, InterventionInput, StepBatch, StepObservation
+from kuavo_rl.protocol import (LABEL_NAMES, Acks, ActionDecision, BatchError, EpisodeLabelInput, InterventionInput,
+                               StepBatch, StepObservation)
 
 TYPECODES = {np.float32: "f", np.uint64: "Q", np.uint32: "I", np.uint8: "B"}
 
@@ -58,6 +59,7 @@ def action_to_msg(msg, decision: ActionDecision, stamp=None):
     msg.episode_id, msg.step_index = int(decision.episode_id), int(decision.step_index)
     msg.action = to_array(decision.action, np.float32)
     msg.intervention, msg.reset = bool(decision.intervention), bool(decision.reset)
+    msg.label = int(decision.label)
     return msg
 
 
@@ -68,7 +70,9 @@ def action_from_msg(msg, action_dim: int) -> ActionDecision:
             raise ValueError(f"action has {len(action)} values, env expects {action_dim}")
         if not np.all(np.isfinite(action)):
             raise ValueError("action contains NaN/inf")
-    return ActionDecision(msg.episode_id, msg.step_index, action, msg.intervention, msg.reset)
+    if msg.label not in LABEL_NAMES:
+        raise ValueError(f"action label {msg.label} is not one of {sorted(LABEL_NAMES)} (none, success, failure)")
+    return ActionDecision(msg.episode_id, msg.step_index, action, msg.intervention, msg.reset, msg.label)
 
 
 # ---- transitions -----------------------------------------------------------------------------
@@ -132,3 +136,14 @@ def acks_from_msg(msg) -> Acks:
 def intervention_from_msg(msg, received_at: float, authenticated: bool = True) -> InterventionInput:
     return InterventionInput(bool(msg.active), from_array(msg.action, np.float32).copy(), received_at,
                              bool(msg.estop), bool(msg.estop_reset), authenticated)
+
+
+def label_to_msg(msg, label: EpisodeLabelInput, stamp=None):
+    if stamp is not None:
+        msg.stamp = stamp
+    msg.label, msg.label_id, msg.source = int(label.label), int(label.label_id), str(label.source)
+    return msg
+
+
+def label_from_msg(msg, authenticated: bool = True) -> EpisodeLabelInput:
+    return EpisodeLabelInput(int(msg.label), int(msg.label_id), str(msg.source), authenticated)

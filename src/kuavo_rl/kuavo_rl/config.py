@@ -145,6 +145,10 @@ class VrConfig:
     estop_chord: str = "left.x+left.y"  # inputs pressed together that latch the e-stop
     reset_chord: str = "right.a+right.b"  # inputs held together for reset_hold_s to clear the e-stop
     reset_hold_s: float = 1.0
+    # Episode labels: pressed and released alone, the button ends the episode as a success / failure
+    # ("" = no button). Y and X as the Kuavo team's Quest set-up; X+Y together stays the e-stop.
+    success_button: str = "left.y"
+    failure_button: str = "left.x"
     max_delta_per_step: float = 0.0  # max change of each action value per update; 0 = 10% of its range
     workspace_half_extent_m: float = 0.5  # controller displacement from the engage pose is clamped to +-this
     metres_per_unit: float = 0.0  # controller metres per action unit (toy, ee_delta); 0 = the mapping's default

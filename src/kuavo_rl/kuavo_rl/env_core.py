@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kuavo_rl.protocol import ActionDecision, StepObservation
+from kuavo_rl.protocol import LABEL_FAILURE, LABEL_NAMES, LABEL_NONE, LABEL_SUCCESS, ActionDecision, StepObservation
 
 
 class EnvUnavailable(RuntimeError):
@@ -77,7 +77,23 @@ class EnvStepper:
             self.env.set_intervention(decision.intervention)
         obs, reward, terminated, truncated, info = self.env.step(decision.action)
         self.steps += 1
+        terms = np.asarray(info["reward_terms"], np.float32)
+        if decision.label != LABEL_NONE:
+            terms, reward = self.labelled(terms, float(reward), decision.label)
+            terminated, truncated = True, False
         self.current = StepObservation(self.episode_id, self.current.step_index + 1, np.asarray(obs, np.float32),
-                                       np.asarray(info["reward_terms"], np.float32), float(reward),
-                                       bool(terminated), bool(truncated))
+                                       terms, float(reward), bool(terminated), bool(truncated))
         return self.current
+
+    def labelled(self, terms: np.ndarray, reward: float, label: int) -> tuple[np.ndarray, float]:
+        """The operator's label ends the episode: its success/failure reward terms (where the env has
+        them) say so, and so does the env's raw reward when it can be recomputed from the terms."""
+        if label not in (LABEL_SUCCESS, LABEL_FAILURE):
+            raise ValueError(f"label {label} is not one of {sorted(LABEL_NAMES)}")
+        terms = terms.copy()
+        for name, value in (("success", label == LABEL_SUCCESS), ("failure", label == LABEL_FAILURE)):
+            if name in self.reward_term_names:
+                terms[self.reward_term_names.index(name)] = float(value)
+        if hasattr(self.env, "reward_from_terms"):
+            reward = float(self.env.reward_from_terms(terms))
+        return terms, reward

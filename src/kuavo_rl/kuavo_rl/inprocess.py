@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -32,8 +33,10 @@ def _publish_due_weights(loop: LearnerLoop, actor: ActorCore, backend: str, run_
         actor.on_weights(version, loop.core.updates, backend, data, checksum, run_id)
 
 
-def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -> LearnerCore:
-    """Train to cfg.run.total_env_steps plus the final evaluation episodes; logs into run_dir."""
+def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False,
+                    after_step: Callable[[LearnerLoop, ActorCore], None] | None = None) -> LearnerCore:
+    """Train to cfg.run.total_env_steps plus the final evaluation episodes; logs into run_dir.
+    `after_step(loop, actor)` runs after every env step (benchmarks evaluate the current policy)."""
     torch.set_num_threads(cfg.learner.torch_threads)
     spec = env_spec(cfg.env)
     stepper = EnvStepper(make_env(cfg.env, seed=cfg.run.seed), seed=cfg.run.seed)  # the env node's stepping code
@@ -58,6 +61,8 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
         while loop.train(max_updates=1):  # one at a time: weights may be due after any update
             _publish_due_weights(loop, actor, cfg.algo.backend, run_id)
         loop.report_progress(force=finished)
+        if after_step is not None:
+            after_step(loop, actor)
         if finished:
             break
         step = stepper.apply(decision)

@@ -19,6 +19,11 @@ import numpy as np
 
 
 # ---- env-node protocol -------------------------------------------------------------------------
+# Operator episode labels (kuavo_msgs/EpisodeLabel.LABEL_*; 0: no label).
+LABEL_NONE, LABEL_SUCCESS, LABEL_FAILURE = 0, 1, 2
+LABEL_NAMES = {LABEL_NONE: "none", LABEL_SUCCESS: "success", LABEL_FAILURE: "failure"}
+
+
 @dataclass
 class StepObservation:
     """One observation of the env-node protocol."""
@@ -38,6 +43,7 @@ class ActionDecision:
     action: np.ndarray
     intervention: bool = False
     reset: bool = False
+    label: int = LABEL_NONE  # the operator's label: the env ends the episode as a success or failure
 
 
 @dataclass
@@ -49,6 +55,20 @@ class InterventionInput:
     estop_reset: bool = False  # the operator's explicit reset (only this clears a latched e-stop)
     authenticated: bool = True  # signed by a process of this run (an e-stop is obeyed either way)
 
+
+
+@dataclass
+class EpisodeLabelInput:
+    """The operator's label for the current episode (kuavo_msgs/EpisodeLabel)."""
+    label: int  # LABEL_SUCCESS | LABEL_FAILURE
+    label_id: int  # repeated messages of one label share it
+    source: str
+    authenticated: bool = True
+
+    def __post_init__(self):
+        if self.label not in (LABEL_SUCCESS, LABEL_FAILURE):
+            raise ValueError(f"episode label {self.label} is neither success ({LABEL_SUCCESS}) nor failure "
+                             f"({LABEL_FAILURE})")
 
 
 # ---- transitions -------------------------------------------------------------------------------

@@ -11,4 +11,6 @@ LATEST_WEIGHTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliabilit
                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Operator takeover: the newest command only; staleness is judged by the actor's timeout.
 INTERVENTION = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# Every label counts (unlike a takeover, where only the newest matters): keep a few queued.
+EPISODE_LABEL = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 STATUS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)

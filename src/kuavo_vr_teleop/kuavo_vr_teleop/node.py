@@ -1,5 +1,5 @@
 """ROS 2 shell: experiment config (`vr` section) -> source + mapping + core; a timer publishes
-Intervention messages.
+Intervention messages, and EpisodeLabel messages when the operator labels an episode.
 
 Every setting is a key of the experiment configuration (kuavo_rl.config.VrConfig); the node's only
 ROS parameters are the experiment file and its `section.key=value` overrides, as for every kuavo_rl
@@ -17,12 +17,14 @@ import time
 
 from rclpy.node import Node
 
-from kuavo_msgs.msg import Intervention
+from kuavo_msgs.msg import EpisodeLabel, Intervention
 from kuavo_rl import qos, topics
+from kuavo_rl.codec import label_to_msg
 from kuavo_rl.config import ConfigError, ExperimentConfig, VrConfig
 from kuavo_rl.envs import env_spec
 from kuavo_rl.nodes.common import load_node_config, run_node
 from kuavo_rl.nodes.guard import Guard
+from kuavo_rl.protocol import LABEL_NAMES, EpisodeLabelInput
 
 from .controller import ControllerFrame
 from .mapping import MAPPINGS, Mapping, make_mapping
@@ -75,12 +77,22 @@ def core_from_config(cfg: ExperimentConfig) -> TeleopCore:
     _check_inputs("vr.deadman", (vr.deadman.strip(),) if vr.deadman.strip() else ())
     _check_inputs("vr.estop_chord", _chord(vr.estop_chord))
     _check_inputs("vr.reset_chord", _chord(vr.reset_chord))
+    for key in ("success_button", "failure_button"):
+        button = getattr(vr, key).strip()
+        if button:
+            _check_inputs(f"vr.{key}", (button,))
+            if button == vr.deadman.strip():
+                raise ConfigError(f"vr.{key}: '{button}' is the deadman; a label button must be another input")
+    if vr.success_button.strip() and vr.success_button.strip() == vr.failure_button.strip():
+        raise ConfigError(f"vr.success_button and vr.failure_button are both '{vr.success_button}'")
     w = vr.workspace_half_extent_m
     config = TeleopConfig(
         deadman=vr.deadman.strip(),
         estop_chord=_chord(vr.estop_chord),
         reset_chord=_chord(vr.reset_chord),
         reset_hold_s=vr.reset_hold_s,
+        success_button=vr.success_button.strip(),
+        failure_button=vr.failure_button.strip(),
         stale_timeout_s=vr.stale_timeout_s,
         max_delta_per_step=vr.max_delta_per_step or None,
         workspace_low=(-w, -w, -w),
@@ -109,6 +121,8 @@ class VrTeleopNode(Node):
         )
         self.guard = Guard(self, self.cfg, "vr")  # signs takeovers and resets: the actor obeys only these
         self.publisher = self.create_publisher(Intervention, topics.INTERVENTION, qos.INTERVENTION)
+        self.label_publisher = self.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, qos.EPISODE_LABEL)
+        self._last_label_id = None
         self._last_reason = ""
         self.timer = self.create_timer(1.0 / vr.rate_hz, self.step)
         log.info(
@@ -134,6 +148,13 @@ class VrTeleopNode(Node):
         now = time.monotonic()
         out = self.core.update(self.supervisor.poll(now), now)
         self.publisher.publish(self.guard.sign(self.to_msg(out)))
+        if out.label:
+            label = EpisodeLabelInput(out.label, out.label_id, self.vr.source)
+            msg = label_to_msg(EpisodeLabel(), label, self.get_clock().now().to_msg())
+            self.label_publisher.publish(self.guard.sign(msg))
+            if out.label_id != self._last_label_id:
+                self._last_label_id = out.label_id
+                self.get_logger().info(f"operator labels the episode {LABEL_NAMES[out.label]}")
         if out.reason != self._last_reason:  # log transitions, not every tick
             self.get_logger().info(f"teleop: {'ACTIVE' if out.active else 'inactive'} ({out.reason})")
             self._last_reason = out.reason

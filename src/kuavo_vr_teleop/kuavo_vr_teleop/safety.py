@@ -81,6 +81,52 @@ class EstopLatch:
         return self.reset_at is not None and now_s - self.reset_at <= window_s
 
 
+LABEL_SUCCESS, LABEL_FAILURE = 1, 2  # kuavo_msgs/EpisodeLabel
+
+
+@dataclass
+class LabelButtons:
+    """Episode labels from two buttons (the Kuavo team's Y = success, X = failure), unambiguous beside
+    an e-stop chord made of the same buttons: a label counts when its button is released after a press
+    that started alone and during which none of ``exclusive`` (the chords' inputs, the other label
+    button) was pressed. Pressing X and Y together (the e-stop) therefore never labels, in either order."""
+
+    success: str  # "" = no success button
+    failure: str
+    exclusive: tuple[str, ...]
+    _held: int = 0  # the label whose button is down, 0 = none
+    _spoiled: bool = False
+    _down: frozenset | None = frozenset()  # label buttons down at the last frame; None after stale input
+
+    def _button(self, label: int) -> str:
+        return self.success if label == LABEL_SUCCESS else self.failure
+
+    def _others_pressed(self, frame: ControllerFrame, button: str) -> bool:
+        others = set(self.exclusive) | {self.success, self.failure}
+        return any(frame.input_value(spec) > 0.5 for spec in others - {button, ""})
+
+    def update(self, frame: ControllerFrame | None) -> int:
+        """The label completed by this frame (LABEL_SUCCESS / LABEL_FAILURE), or 0."""
+        if frame is None:  # stale input: a press in progress no longer counts, nor one held through the gap
+            self._held, self._down = 0, None
+            return 0
+        down = frozenset(b for b in (self.success, self.failure) if b and frame.input_value(b) > 0.5)
+        pressed_now, self._down = down - (down if self._down is None else self._down), down
+        if not self._held:
+            for label in (LABEL_SUCCESS, LABEL_FAILURE):
+                button = self._button(label)
+                if button and button in pressed_now:
+                    self._held, self._spoiled = label, self._others_pressed(frame, button)
+                    break
+            return 0
+        button = self._button(self._held)
+        if button in down:
+            self._spoiled |= self._others_pressed(frame, button)
+            return 0
+        label, self._held = self._held, 0
+        return 0 if self._spoiled else label
+
+
 def limit_action(
     previous: np.ndarray,
     target: np.ndarray,

@@ -11,13 +11,14 @@ latches (over everything) until the reset chord is held for ``reset_hold_s``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .controller import ControllerFrame
 from .mapping import XR_TO_ROBOT, Mapping
-from .safety import EstopLatch, limit_action, sanitize
+from .safety import EstopLatch, LabelButtons, limit_action, sanitize
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class TeleopConfig:
     # Box for each controller's displacement from its engage pose (robot axes, metres).
     workspace_low: tuple[float, float, float] = (-0.5, -0.5, -0.5)
     workspace_high: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # Episode labels: press and release alone ("" = none). Y and X as the Kuavo team's Quest set-up.
+    success_button: str = "left.y"
+    failure_button: str = "left.x"
     # Optional tighter action bounds (intersected with the mapping's own bounds).
     action_low: tuple[float, ...] | None = None
     action_high: tuple[float, ...] | None = None
@@ -50,9 +54,14 @@ class TeleopOutput:
     # The operator completed a reset: sent for RESET_ANNOUNCE_S so that a lost message does not
     # leave the robot stopped (it clears an e-stop latched in the actor, never engages by itself).
     estop_reset: bool = False
+    # The operator's episode label (1 success, 2 failure, 0 none), sent for LABEL_ANNOUNCE_S under one
+    # label_id so that a lost message does not lose it.
+    label: int = 0
+    label_id: int = 0
 
 
 RESET_ANNOUNCE_S = 1.0
+LABEL_ANNOUNCE_S = 0.5
 
 
 class TeleopCore:
@@ -80,6 +89,10 @@ class TeleopCore:
         self._ws_low = np.asarray(config.workspace_low, dtype=np.float64)
         self._ws_high = np.asarray(config.workspace_high, dtype=np.float64)
         self._estop = EstopLatch(config.estop_chord, config.reset_chord, config.reset_hold_s)
+        self._labels = LabelButtons(config.success_button, config.failure_button,
+                                    tuple(config.estop_chord) + tuple(config.reset_chord))
+        # Ids continue from a random start: a restarted node's labels are never taken for repeats.
+        self._label, self._label_id, self._label_at = 0, int.from_bytes(os.urandom(3), "little"), -1.0
         self._latest: ControllerFrame | None = None
         self._latest_rx: float | None = None  # now_s when the latest new frame arrived
         self._ref: ControllerFrame | None = None  # frame at the moment of engaging
@@ -100,6 +113,9 @@ class TeleopCore:
         stale = self._latest_rx is None or now_s - self._latest_rx > cfg.stale_timeout_s
         fresh = None if stale else self._latest
         estop = self._estop.update(fresh, now_s)
+        label = self._labels.update(fresh)
+        if label and not estop:  # a stopped robot's episode is not labelled
+            self._label, self._label_id, self._label_at = label, self._label_id + 1, now_s
         deadman = fresh is not None and fresh.input_value(cfg.deadman) > cfg.deadman_threshold
         tracking = fresh is not None and all(
             fresh.hand(h).pose_valid and fresh.hand(h).active for h in self.mapping.hands
@@ -108,6 +124,8 @@ class TeleopCore:
         if estop:
             return self._idle(reason="estop", estop=True, need_release=True)
         out = self._control(fresh, stale, deadman, tracking)
+        if self._label and now_s - self._label_at <= LABEL_ANNOUNCE_S:
+            out = replace(out, label=self._label, label_id=self._label_id)
         return replace(out, estop_reset=True) if self._estop.reset_recently(now_s, RESET_ANNOUNCE_S) else out
 
     def _control(self, fresh: ControllerFrame | None, stale: bool, deadman: bool, tracking: bool) -> TeleopOutput:

@@ -20,7 +20,7 @@ from kuavo_rl import topics
 from kuavo_rl.env_core import EnvUnavailable
 from kuavo_rl.kuavo.link import LinkError, RobotLink
 from kuavo_rl.kuavo.settings import KuavoConfig, layout_size
-from kuavo_rl.kuavo.task import (REWARD_TERM_NAMES, HandPair, RobotState, TaskJudge, Workspace, assemble_observation,
+from kuavo_rl.kuavo.task import (REWARD_TERM_NAMES, HandPair, Outcome, RobotState, TaskJudge, Workspace, assemble_observation,
                                  limit_step, next_hand_targets, next_joint_targets, observation_names, sample_start)
 
 
@@ -104,6 +104,11 @@ class KuavoBridgeEnv(gym.Env):
         truncated = not terminated and self.steps_in_episode >= self.episode_steps
         info = {"reward_terms": outcome.terms, "success": outcome.success, "failure": outcome.failure}
         return self._observe(state), outcome.team_reward, terminated, truncated, info
+
+    @staticmethod
+    def reward_from_terms(terms: np.ndarray) -> float:
+        """The raw reward of `terms` (an operator's label sets the success/failure term after the step)."""
+        return Outcome(np.asarray(terms, np.float32), False, False).team_reward
 
     def confirm_reset(self, operator: str) -> str:
         """The operator says the scene is ready: the next (or the waiting) reset goes ahead."""

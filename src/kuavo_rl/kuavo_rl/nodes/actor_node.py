@@ -8,16 +8,18 @@ from pathlib import Path
 import yaml
 from rclpy.node import Node
 
-from kuavo_msgs.msg import ActionCommand, BatchAck, EnvObservation, Intervention, PolicyWeights, TransitionBatch
+from kuavo_msgs.msg import (ActionCommand, BatchAck, EnvObservation, EpisodeLabel, Intervention, PolicyWeights,
+                            TransitionBatch)
 from kuavo_rl import qos, topics
 from kuavo_rl.actor_core import ActorCore
 from kuavo_rl.algos import make_actor_policy
 from kuavo_rl.auth import AuthError, Verifier
-from kuavo_rl.codec import acks_from_msg, action_to_msg, batch_to_msg, intervention_from_msg, observation_from_msg
+from kuavo_rl.codec import (acks_from_msg, action_to_msg, batch_to_msg, intervention_from_msg, label_from_msg,
+                            observation_from_msg)
 from kuavo_rl.envs import env_spec
 from kuavo_rl.nodes.common import load_node_config, run_node
 from kuavo_rl.nodes.guard import Guard
-from kuavo_rl.protocol import StepObservation
+from kuavo_rl.protocol import LABEL_NAMES, StepObservation
 
 
 class ActorNode(Node):
@@ -38,6 +40,7 @@ class ActorNode(Node):
         self.guard.subscribe(BatchAck, topics.TRANSITIONS_ACK, self.on_ack, qos.ACKS)
         # Not signed-only: an e-stop from anyone is obeyed; on_intervention checks the rest.
         self.guard.subscribe(Intervention, topics.INTERVENTION, self.on_intervention, qos.INTERVENTION, signed=False)
+        self.guard.subscribe(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, qos.EPISODE_LABEL)
         self.create_timer(0.02, self.tick)
         self.waiting: StepObservation | None = None  # an observation held while the learner catches up
         self.answered: dict[tuple[int, int], ActionCommand] = {}
@@ -89,6 +92,11 @@ class ActorNode(Node):
             self.get_logger().warning(f"e-stop obeyed although not signed by this run: {error}")
             authenticated = False
         self.core.on_intervention(intervention_from_msg(msg, time.monotonic(), authenticated))
+
+    def on_label(self, msg: EpisodeLabel) -> None:
+        label = label_from_msg(msg)
+        if self.core.on_label(label):
+            self.get_logger().info(f"operator ({label.source}) labels this episode {LABEL_NAMES[label.label]}")
 
     def tick(self) -> None:
         self.answer_waiting()

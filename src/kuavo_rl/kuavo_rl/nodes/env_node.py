@@ -21,6 +21,7 @@ from kuavo_msgs.msg import ActionCommand, EnvObservation
 from kuavo_msgs.srv import ConfirmReset
 from kuavo_rl import qos, topics
 from kuavo_rl.codec import action_from_msg, observation_to_msg
+from kuavo_rl.protocol import LABEL_NAMES, LABEL_NONE
 from kuavo_rl.env_core import EnvStepper, EnvUnavailable, HoldReport
 from kuavo_rl.envs import KUAVO_ENVS, make_env
 from kuavo_rl.nodes.common import load_node_config, run_node
@@ -120,6 +121,9 @@ class EnvNode(Node):
         message = self.hold_report.resume(time.monotonic())
         if message:
             self.get_logger().info(message)
+        if decision.label != LABEL_NONE:
+            self.get_logger().info(f"episode {observation.episode_id} labelled {LABEL_NAMES[decision.label]} by the "
+                                   f"operator at step {observation.step_index}: it ends here")
         self.publish(observation)
 
     def on_confirm_reset(self, request, response):
