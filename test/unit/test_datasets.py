@@ -12,8 +12,7 @@ import pytest
 
 from helpers.pipeline import REPO
 from kuavo_rl.config import ConfigError, load_config
-from kuavo_rl.datasets import DatasetError, DatasetLayout, DatasetRecorder, load_dataset
-from kuavo_rl.envs import dataset_layout
+from kuavo_rl.datasets import DatasetError, DatasetLayout, DatasetRecorder, dataset_layout, load_dataset
 from kuavo_rl.protocol import TransitionArrays
 
 LAYOUT = DatasetLayout(("o0", "o1", "o2"), ("a0", "a1"), ("hand_sq", "success", "failure"))

@@ -65,6 +65,13 @@ def _drop_codec_warning(record) -> bool:
     return "torchcodec" not in str(record.msg)  # we store no video
 
 
+def dataset_layout(env) -> DatasetLayout:
+    """The names a dataset of the env configured by `env` (an EnvConfig) carries, and must carry to
+    be loaded for it."""
+    from kuavo_rl.envs import action_names, env_spec, observation_names
+    return DatasetLayout(tuple(observation_names(env)), tuple(action_names(env)), env_spec(env).reward_term_names)
+
+
 def quiet_lerobot() -> None:
     """lerobot's dataset code prints a progress bar per episode, a codec warning and a warning per
     bool field's statistics; a recording has its own progress line."""

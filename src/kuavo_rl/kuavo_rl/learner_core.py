@@ -14,8 +14,8 @@ from kuavo_rl.algos.base import (WEIGHTS_FORMAT, TrainBatch, bc_weight_at, encod
 from kuavo_rl.algos.normalization import FITTED_MODES
 from kuavo_rl.buffer import RLPDBuffers
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.datasets import DatasetError, Demonstrations, load_demonstrations
-from kuavo_rl.envs import dataset_layout, observation_bounds
+from kuavo_rl.datasets import DatasetError, Demonstrations, dataset_layout, load_demonstrations
+from kuavo_rl.envs import observation_bounds
 from kuavo_rl.protocol import BatchError, StepBatch, TransitionArrays
 from kuavo_rl.reward import LiveRewardLint, RewardShaper, lint_config
 

@@ -19,9 +19,9 @@ from typing import Callable
 import numpy as np
 
 from kuavo_rl.config import ConfigError, ExperimentConfig
-from kuavo_rl.datasets import DatasetRecorder
+from kuavo_rl.datasets import DatasetRecorder, dataset_layout
 from kuavo_rl.env_core import EnvStepper, EnvUnavailable
-from kuavo_rl.envs import dataset_layout, env_spec, inprocess_variant, make_env
+from kuavo_rl.envs import env_spec, inprocess_variant, make_env
 from kuavo_rl.progress import ProgressLine
 from kuavo_rl.protocol import ActionDecision, TransitionArrays
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # the config schema reads the env table, so this module must 
     from kuavo_rl.config import EnvConfig
 
 __all__ = ["ENVS", "KUAVO_ENVS", "EnvEntry", "EnvSpec", "env_spec", "make_env", "make_kuavo_env", "inprocess_variant", "observation_bounds",
-           "observation_names", "action_names", "dataset_layout"]
+           "observation_names", "action_names"]
 
 
 KUAVO_ENVS = ("kuavo", "kuavo_sim")
@@ -96,12 +96,6 @@ def action_names(cfg: EnvConfig) -> list[str]:
     if cfg.name == "pick_lift":
         return ["dx", "dy", "dz", "gripper"]
     return [f"action.{i}" for i in range(env_spec(cfg).action_dim)]
-
-
-def dataset_layout(cfg: EnvConfig):
-    """The names a dataset of this env carries (and must carry to be loaded for it)."""
-    from kuavo_rl.datasets import DatasetLayout
-    return DatasetLayout(tuple(observation_names(cfg)), tuple(action_names(cfg)), env_spec(cfg).reward_term_names)
 
 
 def observation_bounds(cfg: EnvConfig):
