@@ -76,6 +76,14 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from kuavo_rl.export import export_pretrained
+    out = export_pretrained(args.run_dir, args.out)
+    print(f"[kuavo-rl export] {args.run_dir} -> {out} (lerobot: SACPolicy.from_pretrained('{out}'))", file=sys.stderr)
+    print(out)
+    return 0
+
+
 def cmd_label(args) -> int:
     from kuavo_rl.auth import key_path
     cfg = load_config(None, [f"run.run_dir={args.run_dir}"] + ([f"run.key_file={args.key_file}"] if args.key_file else []))
@@ -119,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     rec.add_argument("--quiet", action="store_true", help="no progress line")
     rec.set_defaults(func=cmd_record)
+    export = sub.add_parser("export", help="a trained lerobot_sac policy in lerobot's pretrained format "
+                                           "(SACPolicy.from_pretrained), with its normalisation")
+    export.add_argument("--run-dir", required=True, help="the training run (its latest checkpoint)")
+    export.add_argument("--out", required=True, help="directory to write config.json, model.safetensors, processors")
+    export.set_defaults(func=cmd_export)
     label = sub.add_parser("label", help="label the running episode success or failure from the keyboard "
                                          "(the headset's Y/X buttons without a headset)")
     label.add_argument("--run-dir", required=True, help="the running training's run directory (its run key)")

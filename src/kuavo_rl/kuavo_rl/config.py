@@ -293,9 +293,13 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     return cfg
 
 
-def config_from_dict(data: dict[str, Any], pipeline: bool = False) -> ExperimentConfig:
+def config_from_dict(data: dict[str, Any], pipeline: bool = False, saved: bool = False) -> ExperimentConfig:
+    """`saved`: a complete configuration as a run saved it (every key present): no key counts as set
+    explicitly, so each backend's defaults of the other backends' keys are not refused."""
     cfg = ExperimentConfig()
     _apply(cfg, data, "config")
+    if saved:
+        cfg.explicit.clear()
     validate(cfg, pipeline=pipeline)
     return cfg
 
