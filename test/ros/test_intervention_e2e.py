@@ -1,6 +1,7 @@
 """Human takeover end to end on the simulated pick-lift task: a recorded controller stream is
 replayed by the VR teleop node into a running pipeline; the learner's offline buffer holds exactly
-the mapped human actions, and training batches mix them in at the configured ratio."""
+the mapped human actions, training batches mix them in at the configured ratio, and the learner
+writes them as a LeRobotDataset of takeover segments when it stops."""
 from __future__ import annotations
 
 import threading
@@ -78,3 +79,11 @@ def test_replayed_takeovers_reach_the_offline_buffer_and_the_batches(tmp_path, r
     assert np.allclose(shares, OFFLINE_RATIO), sorted(set(shares))
     episodes = read_rows(tmp_path / "run" / "episodes.csv")
     assert any(e["interventions"] > 0 for e in episodes) and all(0 <= e["intervention_rate"] <= 1 for e in episodes)
+    # The learner wrote the takeover segments as a LeRobotDataset: the same human transitions.
+    from kuavo_rl.config import load_config
+    from kuavo_rl.datasets import dataset_layout, load_dataset
+    takeovers = load_dataset(tmp_path / "run" / "datasets" / "takeovers",
+                             dataset_layout(load_config(REPO / "config" / "sim_pick_lift.yaml").env))
+    assert len(takeovers.transitions) == offline["size"] and takeovers.transitions.intervention.all()
+    assert takeovers.episodes >= 2  # one per contiguous takeover
+    np.testing.assert_array_equal(np.sort(takeovers.transitions.actions, axis=0), np.sort(offline["actions"], axis=0))

@@ -145,3 +145,39 @@ def test_record_refuses_sources_it_has_no_expert_for():
         make_controller(load_config(None, ["env.name=pick_lift", "env.action_dim=4"]), "scripted", 0.1, 0)
     with pytest.raises(ConfigError, match="--source policy needs --policy"):
         make_controller(load_config(None), "policy", 0.1, 0)
+
+
+def _step_batch(sequence: int, episode: int, steps: range, takeover: set[int], last_step: int):
+    from kuavo_rl.protocol import StepBatch
+    rows = [{"transition_sequence": 100 * episode + s, "episode_id": episode, "step_index": s,
+             "observation": np.full(3, s, np.float32), "action": np.full(2, 0.1 * (s % 10), np.float32),
+             "next_observation": np.full(3, s + 1, np.float32), "reward_terms": np.zeros(3, np.float32),
+             "raw_reward": 0.0, "terminated": False, "truncated": s == last_step, "intervention": s in takeover,
+             "evaluation": False, "policy_version": 0} for s in steps]
+    return StepBatch.from_rows("actor0", sequence, 3, 2, LAYOUT.reward_term_names, rows, "inc")
+
+
+def test_training_recording_keeps_takeover_segments_through_a_checkpoint_and_writes_them(tmp_path):
+    from kuavo_rl.datasets import TrainingRecording
+    takeover = {2, 3, 4, 7, 8}
+    batches = [_step_batch(0, 0, range(1, 6), takeover, 10), _step_batch(1, 0, range(6, 11), takeover, 10),
+               _step_batch(2, 1, range(1, 4), {1}, 10)]  # episode 1 still running
+    recording = TrainingRecording("takeovers")
+    for batch in batches[:2]:
+        recording.add(batch.sender, batch, np.ones(batch.count, bool))
+    restored = TrainingRecording("takeovers")
+    restored.load_state_dict(recording.state_dict())  # what a resumed learner gets from the checkpoint
+    restored.add(batches[2].sender, batches[2], np.ones(batches[2].count, bool))
+    segments = restored.segments()
+    assert [len(t) for t, _ in segments] == [3, 2, 1]
+    np.testing.assert_array_equal(segments[0][0].observations[:, 0], [2, 3, 4])
+    assert all(t.intervention.all() for t, _ in segments)
+    assert restored.write(tmp_path / "takeovers", LAYOUT, 10, "t", {}) == 3
+    loaded = load_dataset(tmp_path / "takeovers", LAYOUT)
+    assert loaded.episodes == 3 and len(loaded.transitions) == 6 and loaded.sources == ["takeover"]
+
+    episodes = TrainingRecording("episodes")  # whole training episodes: only finished ones
+    for batch in batches:
+        episodes.add(batch.sender, batch, np.ones(batch.count, bool))
+    (episode, truncated), = episodes.segments()
+    assert len(episode) == 10 and truncated and episode.intervention.sum() == 5

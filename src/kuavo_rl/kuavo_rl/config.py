@@ -160,6 +160,9 @@ class DemosConfig:
     """Demonstrations: recorded LeRobotDatasets that fill the offline buffer at start-up."""
     datasets: list[str] = field(default_factory=list)  # local dataset roots (kuavo-rl record --out ...)
     max_episodes: int = 0  # per dataset, the first N episodes; 0 = all
+    # What of training is written as a LeRobotDataset at <run_dir>/datasets/takeovers (or /episodes) when the
+    # learner stops: takeovers (each contiguous human takeover) | episodes (every training episode) | none
+    record_training: str = "takeovers"
 
 
 @dataclass
@@ -385,6 +388,8 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
 def _validate_warm_start(cfg: ExperimentConfig) -> None:
     algo, demos = cfg.algo, cfg.demos
     _require(demos.max_episodes >= 0, "demos.max_episodes must be >= 0 (0 = all)")
+    _require(demos.record_training in ("takeovers", "episodes", "none"),
+             f"demos.record_training must be takeovers, episodes or none, got '{demos.record_training}'")
     _require(all(isinstance(d, str) and d.strip() for d in demos.datasets), "demos.datasets: empty dataset path")
     _require(algo.bc_pretrain_updates >= 0 and algo.bc_decay_updates >= 1,
              "algo.bc_pretrain_updates must be >= 0 and algo.bc_decay_updates >= 1")

@@ -234,3 +234,93 @@ def load_demonstrations(roots: list[str], layout: DatasetLayout, max_episodes: i
     labels = {label: sum(p.labels[label] for p in parts) for label in LABELS}
     return Demonstrations(TransitionArrays.concatenate([p.transitions for p in parts]),
                           sum(p.episodes for p in parts), labels, sorted({s for p in parts for s in p.sources}))
+
+
+TRAINING_RECORD_MODES = ("takeovers", "episodes", "none")
+_ROW_FIELDS = ("observations", "actions", "reward_terms", "raw_rewards", "next_observations", "terminated",
+               "truncated", "intervention", "episode_ids", "step_indices")
+
+
+class TrainingRecording:
+    """What the learner received that a user wants as a dataset: the takeover segments (contiguous
+    human steps of one episode), or whole training episodes. Kept in the learner's checkpoint (so a
+    crash loses none of it) and written as a LeRobotDataset when the learner closes."""
+
+    def __init__(self, mode: str):
+        if mode not in TRAINING_RECORD_MODES:
+            raise ValueError(f"recording mode must be one of {TRAINING_RECORD_MODES}, got {mode!r}")
+        self.mode = mode
+        self.parts: list[dict[str, np.ndarray]] = []  # per ingested batch; `sender` kept per part
+        self.senders: list[str] = []
+
+    def add(self, sender: str, batch, rows: np.ndarray) -> None:
+        """`rows` (bool mask) of a validated StepBatch: its training transitions."""
+        keep = rows & batch.intervention if self.mode == "takeovers" else rows
+        if self.mode == "none" or not keep.any():
+            return
+        self.parts.append({name: np.asarray(getattr(batch, name))[keep] for name in _ROW_FIELDS})
+        self.senders.append(sender)
+
+    def __len__(self) -> int:
+        return sum(len(p["raw_rewards"]) for p in self.parts)
+
+    def segments(self) -> list[tuple[TransitionArrays, bool]]:
+        """(transitions, ended by the time limit) per dataset episode, in arrival order of episodes:
+        a takeover segment, or a whole (finished) episode."""
+        groups: dict[tuple[str, int], list[dict]] = {}
+        for sender, part in zip(self.senders, self.parts):
+            for episode in np.unique(part["episode_ids"]):
+                mask = part["episode_ids"] == episode
+                groups.setdefault((sender, int(episode)), []).append({k: v[mask] for k, v in part.items()})
+        out = []
+        for pieces in groups.values():
+            rows = {k: np.concatenate([p[k] for p in pieces]) for k in _ROW_FIELDS}
+            order = np.argsort(rows["step_indices"], kind="stable")
+            rows = {k: v[order] for k, v in rows.items()}
+            ended = rows["terminated"] | rows["truncated"]
+            if self.mode == "episodes":
+                if ended[-1]:
+                    out.append((_transitions(rows, slice(None)), bool(rows["truncated"][-1] and not rows["terminated"][-1])))
+                continue
+            breaks = np.flatnonzero(np.diff(rows["step_indices"].astype(np.int64)) != 1) + 1
+            for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(order)]):
+                last = stop - 1
+                out.append((_transitions(rows, slice(start, stop)),
+                            bool(rows["truncated"][last] and not rows["terminated"][last])))
+        return out
+
+    def write(self, root: str | Path, layout: DatasetLayout, fps: int, task: str, env: dict) -> int:
+        """Write every segment to a new dataset at `root` (replacing an older writing); returns how many."""
+        segments = self.segments()
+        if not segments:
+            return 0
+        recorder = DatasetRecorder(root, layout, fps, task, env, overwrite=True)
+        try:
+            for transitions, truncated in segments:
+                recorder.add_episode(transitions, truncated, "takeover" if self.mode == "takeovers" else "training")
+        finally:
+            recorder.close()
+        return len(segments)
+
+    def state_dict(self) -> dict:
+        """One array per field (a checkpoint stores few large arrays well, not many small ones)."""
+        names = sorted(set(self.senders))
+        if not self.parts:
+            return {"senders": [], "sender_index": np.zeros(0, np.int64), "rows": {}}
+        index = np.concatenate([np.full(len(p["raw_rewards"]), names.index(s)) for s, p in zip(self.senders, self.parts)])
+        return {"senders": names, "sender_index": index,
+                "rows": {k: np.concatenate([p[k] for p in self.parts]) for k in _ROW_FIELDS}}
+
+    def load_state_dict(self, state: dict) -> None:
+        index, rows = state["sender_index"], state["rows"]
+        self.senders = [s for i, s in enumerate(state["senders"]) if np.any(index == i)]
+        self.parts = [{k: v[index == state["senders"].index(s)] for k, v in rows.items()} for s in self.senders]
+
+
+def _transitions(rows: dict[str, np.ndarray], index) -> TransitionArrays:
+    n = len(rows["raw_rewards"][index])
+    return TransitionArrays(
+        observations=rows["observations"][index], actions=rows["actions"][index],
+        reward_terms=rows["reward_terms"][index], raw_rewards=rows["raw_rewards"][index],
+        next_observations=rows["next_observations"][index], terminated=rows["terminated"][index],
+        intervention=rows["intervention"][index], sequences=np.arange(n, dtype=np.uint64))

@@ -66,6 +66,8 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
         if finished:
             break
         step = stepper.apply(decision)
-    loop.close()
+    written = loop.close()
+    if written and not quiet:
+        print(f"[train in-process] {written}", file=sys.stderr)
     stepper.env.close()
     return loop.core

@@ -14,7 +14,7 @@ from kuavo_rl.algos.base import (WEIGHTS_FORMAT, TrainBatch, bc_weight_at, encod
 from kuavo_rl.algos.normalization import FITTED_MODES
 from kuavo_rl.buffer import RLPDBuffers
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.datasets import DatasetError, Demonstrations, dataset_layout, load_demonstrations
+from kuavo_rl.datasets import DatasetError, Demonstrations, TrainingRecording, dataset_layout, load_demonstrations
 from kuavo_rl.envs import observation_bounds
 from kuavo_rl.protocol import BatchError, StepBatch, TransitionArrays
 from kuavo_rl.reward import LiveRewardLint, RewardShaper, lint_config
@@ -134,6 +134,7 @@ class LearnerCore:
         self.last_batch_offline_share = 0.0
         self._published_at: int | None = None  # updates at the last export; None: publish at once
         self.bc_pretrained = False  # the warm start ran (a resumed run does not repeat it)
+        self.recording = TrainingRecording(cfg.demos.record_training)
         self.demonstrations = self._load_demonstrations()
 
     def _load_demonstrations(self) -> Demonstrations | None:
@@ -187,6 +188,7 @@ class LearnerCore:
             reward_terms=batch.reward_terms[training], raw_rewards=batch.raw_rewards[training],
             next_observations=batch.next_observations[training], terminated=batch.terminated[training],
             intervention=batch.intervention[training], sequences=batch.transition_sequences[training]))
+        self.recording.add(batch.sender, batch, training)
         self.live_lint.observe_rewards(shaped[training])
         self.env_steps += int(training.sum())
         self.intervention_transitions += int(batch.intervention[training].sum())
@@ -275,6 +277,7 @@ class LearnerCore:
             "dims": (self.observation_dim, self.action_dim, self.reward_term_names),
             "backend": backend_state, "buffers": self.buffers.state_dict(),
             "ledger": self.ledger.state_dict(), "episodes": self.episodes.state_dict(),
+            "recording": self.recording.state_dict(),
             "counters": {"env_steps": self.env_steps, "updates": self.updates, "weights_version": self.weights_version,
                          "intervention_transitions": self.intervention_transitions,
                          "sender_env_steps": self.sender_env_steps, "bc_pretrained": self.bc_pretrained},
@@ -295,6 +298,8 @@ class LearnerCore:
         self.buffers.load_state_dict(state["buffers"])
         self.ledger.load_state_dict(state["ledger"])
         self.episodes.load_state_dict(state["episodes"])
+        if "recording" in state:
+            self.recording.load_state_dict(state["recording"])
         counters = state["counters"]
         self.env_steps, self.updates = counters["env_steps"], counters["updates"]
         self.weights_version = counters["weights_version"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kuavo_rl.checkpoint import load_latest, remove_stale_temporaries, save_checkpoint
 from kuavo_rl.config import ExperimentConfig
+from kuavo_rl.datasets import dataset_layout
 from kuavo_rl.envs import EnvSpec, observation_names
 from kuavo_rl.learner_core import LearnerCore
 from kuavo_rl.progress import ProgressLine
@@ -213,5 +214,20 @@ class LearnerLoop:
             f"takeovers {core.intervention_transitions} (last episode {100 * last['intervention_rate']:.0f}%)",
             force=force)
 
-    def close(self) -> None:
-        self.log.close()
+    def write_recording(self) -> str | None:
+        """The takeovers (or training episodes) received so far as a LeRobotDataset in the run directory,
+        rewritten whole from the learner's record of them (which the checkpoint holds)."""
+        recording, env = self.core.recording, self.cfg.env
+        if not len(recording):
+            return None
+        root = self.run_dir / "datasets" / recording.mode
+        written = recording.write(root, dataset_layout(env), fps=max(1, round(env.rate_hz)),
+                                  task=f"{env.name}: {recording.mode}", env=self.cfg.to_dict()["env"])
+        return f"{written} {recording.mode} segments ({len(recording)} transitions) written as a LeRobotDataset to {root}"
+
+    def close(self) -> str | None:
+        """Close the logs and write the training recording; returns what was written, for the log."""
+        try:
+            return self.write_recording()
+        finally:
+            self.log.close()

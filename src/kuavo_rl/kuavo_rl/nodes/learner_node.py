@@ -188,7 +188,12 @@ class LearnerNode(Node):
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=120.0)
-        self.loop.close()
+        try:
+            if written := self.loop.close():
+                self.get_logger().info(written)
+        except Exception as error:  # noqa: BLE001 - the checkpoint holds the recording; say so and go on
+            self.get_logger().error(f"could not write the training recording ({error!r}); the checkpoint holds it "
+                                    f"and the next learner of this run writes it")
         self.get_logger().info(f"learner stopped at {self.loop.core.updates} updates; checkpoint in "
                                f"{self.loop.checkpoint_dir}")
 
