@@ -71,7 +71,8 @@ def run_condition(condition: str, seed: int, demos: str, args) -> dict:
         train_wall_s = before - started - eval_time[0]  # training only: evaluations so far excluded
         rate, mean_return = success_rate(cfg, copy.deepcopy(actor.policy), args.eval_episodes, 10_000 + seed)
         eval_time[0] += time.monotonic() - before
-        curve.append({"env_steps": steps, "train_wall_s": round(train_wall_s, 1), "success": rate, "eval_return": round(mean_return, 2), "updates": loop.core.updates})
+        curve.append({"env_steps": steps, "train_wall_s": round(train_wall_s, 1), "success": rate,
+                      "eval_return": round(mean_return, 2), "updates": loop.core.updates})
         print(f"[{condition} seed {seed}] {steps} env steps, {loop.core.updates} updates: success {rate:.0%}, "
               f"return {mean_return:.1f}", file=sys.stderr, flush=True)
 

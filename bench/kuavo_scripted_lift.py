@@ -23,9 +23,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))  # the episode loop and the DDS actor: test/helpers/kuavo.py
 
-from helpers.kuavo import (CONFIG, DdsScriptedLift, ScriptedLiftPlayer, controller_for, run_inprocess,  # noqa: E402
+from helpers.kuavo import (CONFIG, DdsScriptedLift, ScriptedLiftPlayer, run_inprocess,  # noqa: E402
                            summary)
 
+from kuavo_rl.kuavo.scripted import controller_for  # noqa: E402
 from kuavo_rl.progress import ProgressLine  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kuavo_rl.kuavo.scripted import ACTION_DIM, BOX, ScriptedBoxLift, controller_for
+from kuavo_rl.kuavo.scripted import ACTION_DIM, BOX, ScriptedBoxLift
 from kuavo_rl.kuavo.task import REWARD_TERM_NAMES
 from kuavo_rl.protocol import ActionDecision, StepObservation
 

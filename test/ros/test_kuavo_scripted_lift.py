@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.kuavo import CONFIG, DdsScriptedLift, ScriptedLiftPlayer, controller_for
+from helpers.kuavo import CONFIG, DdsScriptedLift, ScriptedLiftPlayer
 from kuavo_rl.config import load_config
+from kuavo_rl.kuavo.scripted import controller_for
 
 pytestmark = pytest.mark.slow  # separate ROS processes over DDS
 

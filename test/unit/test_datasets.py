@@ -117,7 +117,8 @@ def test_the_learner_refuses_to_start_on_demonstrations_of_another_env(tmp_path)
     record(load_config(None, ["env.action_dim=3", "env.episode_steps=5"]), "scripted", 1, tmp_path / "toy3",
            quiet=True)
     cfg = load_config(None, ["env.action_dim=4", f"demos.datasets=[{tmp_path / 'toy3'}]"])
-    with pytest.raises(ConfigError, match="field 'observation.state' has shape \\(4,\\), the env's observation has \\(5,\\)"):
+    refusal = "field 'observation.state' has shape \\(4,\\), the env's observation has \\(5,\\)"
+    with pytest.raises(ConfigError, match=refusal):
         LearnerCore(cfg, *env_spec(cfg.env))
 
 

@@ -14,7 +14,8 @@ NONE, X, Y, XY = {}, {"primary": True}, {"secondary": True}, {"primary": True, "
 
 def play(core, left_buttons, t0=0.0):
     """Feed one frame per entry (left controller buttons); returns the outputs."""
-    return [core.update(frame(t0 + i * DT, left=hand(**buttons)), t0 + i * DT) for i, buttons in enumerate(left_buttons)]
+    times = [t0 + i * DT for i in range(len(left_buttons))]
+    return [core.update(frame(t, left=hand(**buttons)), t) for t, buttons in zip(times, left_buttons)]
 
 
 def labels(outputs):

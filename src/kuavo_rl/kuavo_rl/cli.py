@@ -86,7 +86,8 @@ def cmd_export(args) -> int:
 
 def cmd_label(args) -> int:
     from kuavo_rl.auth import key_path
-    cfg = load_config(None, [f"run.run_dir={args.run_dir}"] + ([f"run.key_file={args.key_file}"] if args.key_file else []))
+    key_file = [f"run.key_file={args.key_file}"] if args.key_file else []
+    cfg = load_config(None, [f"run.run_dir={args.run_dir}", *key_file])
     key = key_path(cfg.run.run_dir, cfg.run.key_file)
     if not key.is_file():  # a new key would sign labels that the run's actor refuses
         raise ConfigError(f"no run key at {key}: give the running training's --run-dir (or --key-file)")

@@ -280,7 +280,8 @@ class TrainingRecording:
             ended = rows["terminated"] | rows["truncated"]
             if self.mode == "episodes":
                 if ended[-1]:
-                    out.append((_transitions(rows, slice(None)), bool(rows["truncated"][-1] and not rows["terminated"][-1])))
+                    time_limit = bool(rows["truncated"][-1] and not rows["terminated"][-1])
+                    out.append((_transitions(rows, slice(None)), time_limit))
                 continue
             breaks = np.flatnonzero(np.diff(rows["step_indices"].astype(np.int64)) != 1) + 1
             for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(order)]):
@@ -307,7 +308,8 @@ class TrainingRecording:
         names = sorted(set(self.senders))
         if not self.parts:
             return {"senders": [], "sender_index": np.zeros(0, np.int64), "rows": {}}
-        index = np.concatenate([np.full(len(p["raw_rewards"]), names.index(s)) for s, p in zip(self.senders, self.parts)])
+        index = np.concatenate([np.full(len(part["raw_rewards"]), names.index(sender))
+                                for sender, part in zip(self.senders, self.parts)])
         return {"senders": names, "sender_index": index,
                 "rows": {k: np.concatenate([p[k] for p in self.parts]) for k in _ROW_FIELDS}}
 

@@ -39,7 +39,7 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict]:
 
 
 def export_pretrained(run_dir: str | Path, out: str | Path) -> Path:
-    from lerobot.configs.types import FeatureType, NormalizationMode
+    from lerobot.configs.types import NormalizationMode
     from lerobot.policies.sac.processor_sac import make_sac_pre_post_processors
     run_dir, out = Path(run_dir), Path(out)
     cfg, state = load_run(run_dir)

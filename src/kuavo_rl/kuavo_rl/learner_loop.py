@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from kuavo_rl.checkpoint import load_latest, remove_stale_temporaries, save_checkpoint
+from kuavo_rl.algos.normalization import FITTED_MODES
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.datasets import dataset_layout
 from kuavo_rl.envs import EnvSpec, observation_names
@@ -142,7 +143,7 @@ class LearnerLoop:
             return None
         labels = ", ".join(f"{k} {v}" for k, v in demos.labels.items())
         normalizer = self.cfg.algo.observation_normalization
-        fitted = f"; observation normalisation ({normalizer}) fitted to them" if normalizer in ("statistics", "min_max") else ""
+        fitted = f"; observation normalisation ({normalizer}) fitted to them" if normalizer in FITTED_MODES else ""
         return (f"demonstrations: {demos.episodes} episodes, {len(demos.transitions)} transitions from "
                 f"{', '.join(self.cfg.demos.datasets)} (sources {', '.join(demos.sources)}; labels {labels}) "
                 f"in the offline buffer{fitted}")

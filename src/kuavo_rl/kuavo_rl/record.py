@@ -160,10 +160,10 @@ def record(cfg: ExperimentConfig, source: str, episodes: int, out: str | Path, n
     controller = make_controller(cfg, source, noise, seed, policy_run)
     env = make_env(inprocess_variant(cfg.env), seed=seed)
     stepper = EnvStepper(env, seed=seed)
+    kuavo = cfg.env.name in ("kuavo", "kuavo_sim")
     recorder = DatasetRecorder(out, dataset_layout(cfg.env), fps=max(1, round(cfg.env.rate_hz)),
-                               task=f"{cfg.env.name}: {cfg.env.kuavo.task if cfg.env.name in ('kuavo', 'kuavo_sim') else cfg.env.name}",
-                               env=cfg.to_dict()["env"], robot_type="kuavo" if cfg.env.name.startswith("kuavo") else None,
-                               overwrite=overwrite)
+                               task=f"{cfg.env.name}: {cfg.env.kuavo.task if kuavo else cfg.env.name}",
+                               env=cfg.to_dict()["env"], robot_type="kuavo" if kuavo else None, overwrite=overwrite)
     progress = ProgressLine(episodes, f"record {source}", enabled=not quiet)
     labels = {"success": 0, "failure": 0, "none": 0}
     returns, transitions, started = [], 0, time.monotonic()

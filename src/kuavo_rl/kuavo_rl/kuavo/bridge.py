@@ -20,8 +20,9 @@ from kuavo_rl import topics
 from kuavo_rl.env_core import EnvUnavailable
 from kuavo_rl.kuavo.link import LinkError, RobotLink
 from kuavo_rl.kuavo.settings import KuavoConfig, layout_size
-from kuavo_rl.kuavo.task import (REWARD_TERM_NAMES, HandPair, Outcome, RobotState, TaskJudge, Workspace, assemble_observation,
-                                 limit_step, next_hand_targets, next_joint_targets, observation_names, sample_start)
+from kuavo_rl.kuavo.task import (REWARD_TERM_NAMES, HandPair, Outcome, RobotState, TaskJudge, Workspace,
+                                 assemble_observation, limit_step, next_hand_targets, next_joint_targets,
+                                 observation_names, sample_start)
 
 
 class RobotUnavailable(EnvUnavailable):
