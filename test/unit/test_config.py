@@ -50,3 +50,11 @@ def test_overrides_parse_yaml_values_and_float_strings(default_config):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/x.yaml")
+
+
+def test_every_shipped_experiment_file_loads():
+    from helpers.pipeline import REPO
+    files = sorted((REPO / "config").glob("*.yaml"))
+    assert len(files) >= 5
+    for path in files:
+        load_config(path)  # raises ConfigError with the key named

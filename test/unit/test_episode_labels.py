@@ -76,3 +76,12 @@ def test_an_action_command_with_an_unknown_label_is_refused():
     msg.action, msg.label = [0.0, 0.0], 7
     with pytest.raises(ValueError, match="label 7"):
         action_from_msg(msg, 2)
+
+
+def test_a_label_message_with_an_unknown_label_is_refused():
+    from kuavo_msgs.msg import EpisodeLabel
+    from kuavo_rl.codec import label_from_msg
+    msg = EpisodeLabel()
+    msg.label, msg.label_id, msg.source = 9, 1, "stranger"
+    with pytest.raises(ValueError, match="neither success"):
+        label_from_msg(msg)

@@ -145,6 +145,7 @@ def test_a_warm_started_actor_waits_for_the_pretrained_policy_instead_of_acting_
 @pytest.mark.parametrize("overrides, message", [
     (["algo.bc_pretrain_updates=10"], "needs demonstrations to clone: set demos.datasets"),
     (["algo.backend=sb3_sac", "algo.bc_weight_start=1.0"], "cannot honour algo.bc_weight_start"),
+    (["algo.backend=sb3_sac", "algo.bc_pretrain_critic=true"], "cannot honour algo.bc_pretrain_critic"),
     (["algo.backend=sb3_ppo", "demos.datasets=[x]"], "sb3_ppo is on-policy and has no offline buffer"),
     (["algo.observation_normalization=median"], "statistics, min_max, bounds, none"),
     (["demos.dataset=[x]"], "unknown key 'demos.dataset'"),
@@ -152,6 +153,20 @@ def test_a_warm_started_actor_waits_for_the_pretrained_policy_instead_of_acting_
 def test_warm_start_settings_a_run_cannot_honour_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_critic_pretraining_fits_the_critics_to_the_offline_data_while_cloning(toy_demos):
+    def critic_after_warm_start(pretrain_critic: bool):
+        cfg = _demo_cfg(toy_demos, "algo.bc_pretrain_updates=50", f"algo.bc_pretrain_critic={str(pretrain_critic).lower()}")
+        core = LearnerCore(cfg, *env_spec(cfg.env))
+        before = copy.deepcopy(core.backend.inner.policy.critic_ensemble.state_dict())
+        for _ in range(50):
+            core.behaviour_cloning_step()
+        after = core.backend.inner.policy.critic_ensemble.state_dict()
+        return max(float((after[k] - before[k]).abs().max()) for k in before)
+
+    assert critic_after_warm_start(False) == 0.0  # cloning alone leaves the critics as they were
+    assert critic_after_warm_start(True) > 1e-3
 
 
 def test_sb3_sac_pretrains_by_behaviour_cloning_too(toy_demos):

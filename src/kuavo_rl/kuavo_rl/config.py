@@ -78,6 +78,7 @@ class AlgoConfig:
     # before online learning, and a BC term in the actor loss on the batch's offline samples only,
     # weighted bc_weight_start decaying linearly to bc_weight_end over bc_decay_updates updates.
     bc_pretrain_updates: int = 0
+    bc_pretrain_critic: bool = False  # lerobot_sac: also fit the critics to the offline data while cloning
     bc_weight_start: float = 0.0
     bc_weight_end: float = 0.0
     bc_decay_updates: int = 100_000
@@ -195,7 +196,7 @@ PPO_ONLY = {"ppo_n_steps", "ppo_n_epochs", "ppo_gae_lambda", "ppo_clip_range"}
 SAC_ONLY = {"temperature_init", "target_entropy", "utd_ratio", "num_critics", "tau", "use_backup_entropy",
             "online_buffer_capacity", "offline_buffer_capacity", "offline_ratio", "learning_starts",
             "actor_lr", "critic_lr", "temperature_lr", "torch_compile", "observation_normalization",
-            "observation_clip", "bc_pretrain_updates", "bc_weight_start", "bc_weight_end", "bc_decay_updates"}
+            "observation_clip", "bc_pretrain_updates", "bc_pretrain_critic", "bc_weight_start", "bc_weight_end", "bc_decay_updates"}
 NORMALIZATION_MODES = ("statistics", "min_max", "bounds", "none")
 VR_SOURCES = ("openxr", "replay", "none")
 PIPELINE_BACKENDS = ("lerobot_sac", "sb3_sac")
@@ -425,6 +426,8 @@ def _check_backend_can_honour(cfg: ExperimentConfig) -> None:
             refuse("use_backup_entropy", "stable-baselines3 SAC always includes the entropy term in the critic target")
         if algo.torch_compile:
             refuse("torch_compile", "only lerobot_sac compiles its critics")
+        if algo.bc_pretrain_critic:
+            refuse("bc_pretrain_critic", "stable-baselines3 SAC's update cannot train the critics alone (use lerobot_sac)")
         for key in ("bc_weight_start", "bc_weight_end"):
             if getattr(algo, key) > 0:
                 refuse(key, "stable-baselines3 SAC's update has no extra actor loss term (use lerobot_sac; "

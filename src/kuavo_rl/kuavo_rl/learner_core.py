@@ -159,8 +159,13 @@ class LearnerCore:
         return self.cfg.algo.bc_pretrain_updates > 0 and not self.bc_pretrained
 
     def behaviour_cloning_step(self) -> float:
-        """One behaviour-cloning update of the actor on a batch of offline transitions."""
+        """One behaviour-cloning update of the actor on a batch of offline transitions (with
+        algo.bc_pretrain_critic, a critic update on the same batch first); returns the BC loss."""
         sample = self.buffers.offline.sample(self.cfg.algo.batch_size, self.rng)
+        if self.cfg.algo.bc_pretrain_critic:
+            critic_loss = self.backend.critic_update(TrainBatch.from_arrays(sample, self._shaped(sample)))
+            if not np.isfinite(critic_loss):
+                raise TrainingDiverged(f"critic pre-training: loss {critic_loss}")
         loss = self.backend.behaviour_cloning_update(torch.from_numpy(sample.observations),
                                                      torch.from_numpy(sample.actions))
         if not np.isfinite(loss):
@@ -233,12 +238,16 @@ class LearnerCore:
             normalizer.fit_to(mode, self.buffers.online.contents().observations)  # frozen from here on
         sample, n_offline = self.buffers.sample(self.cfg.algo.batch_size, self.rng)
         self.last_batch_offline_share = n_offline / len(sample)
+        rewards = self._shaped(sample)
+        offline = np.arange(len(sample)) >= len(sample) - n_offline  # the buffers put offline rows last
+        return TrainBatch.from_arrays(sample, rewards, offline, bc_weight_at(self.cfg.algo, self.updates))
+
+    def _shaped(self, sample: TransitionArrays) -> np.ndarray:
         rewards = self.shaper(sample.reward_terms, sample.raw_rewards)
         if not np.all(np.isfinite(rewards)):
             raise TrainingDiverged(f"the reward configuration turns stored transitions into NaN/inf rewards "
                                    f"({self.cfg.reward}); fix reward.* and restart")
-        offline = np.arange(len(sample)) >= len(sample) - n_offline  # the buffers put offline rows last
-        return TrainBatch.from_arrays(sample, rewards, offline, bc_weight_at(self.cfg.algo, self.updates))
+        return rewards
 
     def weights_due(self) -> bool:
         every = self.cfg.learner.publish_weights_every_updates

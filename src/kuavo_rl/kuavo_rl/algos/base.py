@@ -61,6 +61,10 @@ class Backend(ABC):
         """One actor step towards the demonstrated `actions` (B, act_dim); returns the BC loss."""
         raise NotImplementedError(f"backend {self.name} has no behaviour-cloning update")
 
+    def critic_update(self, batch: TrainBatch) -> float:
+        """One critic step (and target update) alone; returns the critic loss."""
+        raise NotImplementedError(f"backend {self.name} cannot train its critics alone")
+
     @abstractmethod
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
         """What the actor needs to act."""

@@ -67,11 +67,19 @@ class LerobotSACBackend(Backend):
     def _parameters(self, part: str) -> list[torch.Tensor]:
         return [p for group in self.optimizers[part].param_groups for p in group["params"]]
 
+    @staticmethod
+    def _lerobot_batch(batch: TrainBatch) -> dict:
+        return {"action": batch.actions, "reward": batch.rewards, "done": batch.terminated,
+                "state": _observation_dict(batch.observations), "next_state": _observation_dict(batch.next_observations)}
+
+    def critic_update(self, batch: TrainBatch) -> float:
+        critic_loss = self.policy.forward(self._lerobot_batch(batch), model="critic")["loss_critic"]
+        self._step("critic", critic_loss, self._parameters("critic"))
+        self.policy.update_target_networks()
+        return critic_loss.item()
+
     def update(self, batch: TrainBatch) -> dict[str, float]:
-        lerobot_batch = {
-            "action": batch.actions, "reward": batch.rewards, "done": batch.terminated,
-            "state": _observation_dict(batch.observations), "next_state": _observation_dict(batch.next_observations),
-        }
+        lerobot_batch = self._lerobot_batch(batch)
         critic_loss = self.policy.forward(lerobot_batch, model="critic")["loss_critic"]
         self._step("critic", critic_loss, self._parameters("critic"))
         actor_loss = self.policy.forward(lerobot_batch, model="actor")["loss_actor"]

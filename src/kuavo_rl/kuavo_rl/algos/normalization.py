@@ -77,6 +77,12 @@ class NormalizedBackend(Backend):
                                  next_observations=self.normalizer(batch.next_observations))
         return self.inner.update(normalized)
 
+    def critic_update(self, batch: TrainBatch) -> float:
+        with torch.no_grad():
+            normalized = replace(batch, observations=self.normalizer(batch.observations),
+                                 next_observations=self.normalizer(batch.next_observations))
+        return self.inner.critic_update(normalized)
+
     def behaviour_cloning_update(self, observations: torch.Tensor, actions: torch.Tensor) -> float:
         with torch.no_grad():
             normalized = self.normalizer(observations)
