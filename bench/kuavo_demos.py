@@ -3,7 +3,7 @@ demonstrations (random start poses, a randomised box every episode, action noise
 in-process (the pipeline's env, actor and learner code) under each condition and evaluate the
 deterministic policy on 20 fixed evaluation episodes every --eval-every env steps:
 
-    warm_start   demonstrations in the offline buffer + behaviour-cloning pre-training + a decaying BC term
+    warm_start   demonstrations in the offline buffer + behaviour-cloning pre-training + a BC term
     demos_only   demonstrations in the offline buffer (RLPD), no behaviour cloning
     no_demos     no demonstrations at all
 
@@ -25,9 +25,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "kuavo_sim_box_lift.yaml"
-CONDITIONS = {
-    "warm_start": ["algo.bc_pretrain_updates=2000", "algo.bc_weight_start=10.0", "algo.bc_weight_end=1.0",
-                   "algo.bc_decay_updates=5000"],
+# Every condition: the box lift's experiment file with the initial temperature of
+# config/kuavo_sim_box_lift_demos.yaml (0.1; the team's 1.0 pulls a cloned policy's mean away).
+COMMON = ["algo.temperature_init=0.1"]
+CONDITIONS = {  # as config/kuavo_sim_box_lift_demos.yaml: clone, then a constant BC term on the offline rows
+    "warm_start": ["algo.bc_pretrain_updates=2000", "algo.bc_weight_start=10.0", "algo.bc_weight_end=10.0"],
     "demos_only": [],
     "no_demos": None,  # no demos.datasets
 }
@@ -56,7 +58,7 @@ def run_condition(condition: str, seed: int, demos: str, args) -> dict:
     from kuavo_rl.inprocess import train_inprocess
     torch.set_num_threads(1)
     overrides = ["env.kuavo.link=inprocess", f"run.seed={seed}", f"run.total_env_steps={args.env_steps}",
-                 "run.progress_line=false", "actor.final_eval_episodes=0"]
+                 "run.progress_line=false", "actor.final_eval_episodes=0", *COMMON]
     if CONDITIONS[condition] is not None:
         overrides += [f"demos.datasets=[{demos}]", *CONDITIONS[condition]]
     overrides += args.set  # the user's overrides win
