@@ -67,7 +67,8 @@ def run_condition(condition: str, seed: int, demos: str, args) -> dict:
 
     def evaluate(loop, actor) -> None:
         steps = loop.core.env_steps
-        if curve and steps < curve[-1]["env_steps"] + args.eval_every:
+        due = not curve or steps >= curve[-1]["env_steps"] + args.eval_every
+        if not due and not (actor.finished and curve[-1]["env_steps"] < steps):  # and once at the end
             return
         before = time.monotonic()
         train_wall_s = before - started - eval_time[0]  # training only: evaluations so far excluded
