@@ -11,8 +11,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from kuavo_rl.checkpoint import load_latest, remove_stale_temporaries, save_checkpoint
 from kuavo_rl.algos.normalization import FITTED_MODES
+from kuavo_rl.checkpoint import load_latest, remove_stale_temporaries, save_checkpoint
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.datasets import dataset_layout
 from kuavo_rl.envs import EnvSpec, observation_names
@@ -164,7 +164,6 @@ class LearnerLoop:
             losses.append(core.behaviour_cloning_step())
             progress.update(done, f"bc loss {losses[-1]:.4f}", force=done == total)
         core.bc_pretrained = True
-        self.log.update(0, core.env_steps, {"bc_pretrain_loss": losses[-1]}, 1.0)
         return (f"warm start: {total} behaviour-cloning updates on {len(core.buffers.offline)} offline transitions, "
                 f"bc loss {losses[0]:.4f} -> {losses[-1]:.4f}")
 
