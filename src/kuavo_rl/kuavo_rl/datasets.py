@@ -183,15 +183,13 @@ def load_dataset(root: str | Path, layout: DatasetLayout, max_episodes: int = 0)
     if not (root / "meta" / "info.json").is_file():
         raise DatasetError(f"{root}: not a LeRobotDataset (no meta/info.json); record one with kuavo-rl record")
     features = json.loads((root / "meta" / "info.json").read_text()).get("features", {})
+    for key in layout.features():
+        if key not in features:
+            raise DatasetError(f"{root}: field '{key}' is missing (this stack's recordings have it)")
     expected = {STATE: (layout.observation_names, "observation"), NEXT_STATE: (layout.observation_names, "observation"),
                 ACTION: (layout.action_names, "action"), REWARD_TERMS: (layout.reward_term_names, "reward terms")}
     for key, (names, what) in expected.items():
-        if key not in features:
-            raise DatasetError(f"{root}: field '{key}' is missing (this stack's recordings have it)")
         _check_names(root, key, features[key], names, what)
-    for key in (REWARD, DONE, TERMINATED, INTERVENTION):
-        if key not in features:
-            raise DatasetError(f"{root}: field '{key}' is missing (this stack's recordings have it)")
     dataset = LeRobotDataset(f"local/{root.name}", root=root)
     frames = dataset.hf_dataset.with_format("numpy")
     episode_index = np.asarray(frames["episode_index"])
@@ -277,17 +275,14 @@ class TrainingRecording:
             rows = {k: np.concatenate([p[k] for p in pieces]) for k in _ROW_FIELDS}
             order = np.argsort(rows["step_indices"], kind="stable")
             rows = {k: v[order] for k, v in rows.items()}
-            ended = rows["terminated"] | rows["truncated"]
+            time_limit = rows["truncated"] & ~rows["terminated"]
             if self.mode == "episodes":
-                if ended[-1]:
-                    time_limit = bool(rows["truncated"][-1] and not rows["terminated"][-1])
-                    out.append((_transitions(rows, slice(None)), time_limit))
+                if rows["terminated"][-1] or rows["truncated"][-1]:  # finished episodes only
+                    out.append((_transitions(rows, slice(None)), bool(time_limit[-1])))
                 continue
             breaks = np.flatnonzero(np.diff(rows["step_indices"].astype(np.int64)) != 1) + 1
             for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(order)]):
-                last = stop - 1
-                out.append((_transitions(rows, slice(start, stop)),
-                            bool(rows["truncated"][last] and not rows["terminated"][last])))
+                out.append((_transitions(rows, slice(start, stop)), bool(time_limit[stop - 1])))
         return out
 
     def write(self, root: str | Path, layout: DatasetLayout, fps: int, task: str, env: dict) -> int:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from kuavo_rl.algos.lerobot_sac import STATE_KEY, make_sac_policy
 from kuavo_rl.checkpoint import load_latest
 from kuavo_rl.config import ConfigError, ExperimentConfig, config_from_dict
@@ -63,9 +61,3 @@ def export_pretrained(run_dir: str | Path, out: str | Path) -> Path:
         "observation_names": observation_names(cfg.env), "observation_clip": float(normalizer["clip"]),
         "normalization": cfg.algo.observation_normalization}, indent=1))
     return out
-
-
-def deterministic_action(policy, observation: torch.Tensor) -> torch.Tensor:
-    """lerobot's SAC actor's deterministic action for a normalised batch (select_action only samples)."""
-    with torch.no_grad():
-        return torch.tanh(policy.actor({STATE_KEY: observation})[2])
