@@ -6,7 +6,7 @@ import array
 import importlib
 
 STACK_MESSAGES = ("EnvObservation", "ActionCommand", "TransitionBatch", "BatchAck", "PolicyWeights",
-                  "Intervention", "LearnerStatus")
+                  "Intervention", "LearnerStatus", "ActorStatus", "EpisodeLabel")
 KUAVO_MESSAGES = ("JointData", "ImuData", "EndEffectorData", "SensorsData", "ArmTargetPoses",
                   "RobotHandPosition", "LejuClawCommand", "ArmHandPose", "TwoArmHandPose", "IkSolveParam",
                   "TwoArmHandPoseCmd")

@@ -12,8 +12,9 @@ import numpy as np
 
 from kuavo_rl.algos.base import ActorPolicy, decode_weights, updates_owed
 from kuavo_rl.config import ExperimentConfig
-from kuavo_rl.protocol import (LABEL_NAMES, LABEL_NONE, Acks, ActionDecision, EpisodeLabelInput, InterventionInput,
-                               StepBatch, StepObservation)
+from kuavo_rl.link_watch import LinkEvent, LinkWatch
+from kuavo_rl.protocol import (LABEL_NAMES, LABEL_NONE, Acks, ActionDecision, ActorStatusInfo, EpisodeLabelInput,
+                               InterventionInput, StepBatch, StepObservation)
 
 log = logging.getLogger("kuavo_rl.actor")
 
@@ -55,6 +56,7 @@ class ActorCore:
         self.policy_version = 0
         self.learner_updates = 0
         self.learner_run_id: str | None = None
+        self.learner_link = LinkWatch("the learner", cfg.actor.learner_timeout_s, clock)
         self.env_steps = 0  # training transitions produced by this process
         self.earlier_env_steps = 0  # ... and by earlier processes of this actor_id (the learner says)
         self.next_transition_sequence = 0
@@ -131,6 +133,16 @@ class ActorCore:
             return False
         self.pending_label = label.label
         return True
+
+    def on_learner_status(self, learner_run_id: str) -> LinkEvent | None:
+        """The learner's signed status: it is there (the restore event when that ends an outage), and
+        a new run id means it restarted."""
+        self._observe_learner_run(learner_run_id)
+        return self.learner_link.heard()
+
+    def check_learner_link(self) -> LinkEvent | None:
+        """The loss event, once, when the learner has been silent for actor.learner_timeout_s."""
+        return self.learner_link.check()
 
     def _observe_learner_run(self, learner_run_id: str) -> bool:
         """True when a learner restart is seen: whatever it had not persisted is gone, so resend it."""
@@ -293,6 +305,19 @@ class ActorCore:
         return not self.pending_rows and all(e.received for e in self.unacked.values())
 
     @property
+    def unpersisted_transitions(self) -> int:
+        return sum(len(entry.batch.transition_sequences) for entry in self.unacked.values()) + len(self.pending_rows)
+
+    def status(self) -> ActorStatusInfo:
+        link = self.learner_link
+        return ActorStatusInfo(
+            self.actor_id, self.incarnation, self.learner_run_id or "", env_steps=self.run_env_steps,
+            episodes=self.stats.episodes, policy_version=self.policy_version, unpersisted_batches=len(self.unacked),
+            unpersisted_transitions=self.unpersisted_transitions, waiting_for_learner=self.waiting_for_learner(),
+            estopped=self.estopped, finished=self.finished and self.all_received, learner_link_lost=link.lost,
+            learner_silent_s=link.silent_s, link_outages=len(link.outages_s), last_outage_s=link.last_outage_s)
+
+    @property
     def warm_started(self) -> bool:
         """The learner pre-trains the policy on demonstrations: act with it, not randomly."""
         return self.cfg.algo.bc_pretrain_updates > 0
@@ -300,8 +325,11 @@ class ActorCore:
     def waiting_for_learner(self) -> bool:
         """Lockstep runs pause while the learner is far behind the configured update-to-data ratio,
         so a pipeline run trains like the in-process one whatever the machine's speed. A warm-started
-        actor waits for the pre-trained policy before its first action."""
+        actor waits for the pre-trained policy before its first action; with actor.on_learner_lost: hold,
+        the actor waits while the learner's link is lost."""
         if self.warm_started and self.policy_version == 0:
+            return True
+        if self.learner_link.lost and self.cfg.actor.on_learner_lost == "hold":
             return True
         if not self.cfg.actor.sync_with_learner or self.cfg.env.timing != "lockstep":
             return False

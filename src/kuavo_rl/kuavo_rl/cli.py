@@ -11,15 +11,20 @@ import yaml
 from kuavo_rl.config import VR_SOURCES, ConfigError, load_config
 from kuavo_rl.diagnostics.cli import add_subcommands
 from kuavo_rl.envs import ENVS, env_spec
-from kuavo_rl.launch_plan import default_config_path, needs_simulator_node, vr_overrides
+from kuavo_rl.launch_plan import (SIDES, default_config_path, discovery_environment, needs_simulator_node, side_overrides,
+                                  vr_overrides)
 from kuavo_rl.reward import RewardShaper, lint_config
 
 
 def cmd_train(args) -> int:
     if args.config and args.env:
         raise ConfigError("give either --env (its default experiment file) or --config, not both")
+    if args.side != "all" and args.inprocess:
+        raise ConfigError("--side runs one machine's part of the ROS 2 pipeline; it cannot be --inprocess")
+    if args.side == "learner" and args.vr:
+        raise ConfigError("--vr belongs to the robot side (the headset is at the robot), not --side learner")
     config_file = args.config or default_config_path(args.env or "toy")
-    overrides = list(args.set)
+    overrides = list(args.set) + side_overrides(args.side)
     if args.vr:
         overrides += vr_overrides(args.vr_source, args.vr_replay_file)
     cfg = load_config(config_file, overrides, pipeline=not args.inprocess)
@@ -37,6 +42,8 @@ def cmd_train(args) -> int:
     for warning in warnings:
         print(f"[kuavo-rl] reward lint: {warning}", file=sys.stderr)
     mode = "in-process" if args.inprocess else "through the ROS 2 pipeline (env node, actor, learner over DDS)"
+    if args.side != "all":
+        mode = f"the {args.side} side of a two-machine run ({describe_network(args.side)})"
     print(f"[kuavo-rl] training {mode}; config {config_file or '(defaults)'}; run dir {run_dir}", file=sys.stderr)
     started = time.monotonic()
     if args.inprocess:
@@ -46,16 +53,27 @@ def cmd_train(args) -> int:
         from kuavo_rl.supervisor import PipelineFailed, run_pipeline
         try:
             run_pipeline(run_dir, config_file, overrides, timeout_s=args.timeout, quiet=args.quiet, vr=args.vr,
-                         simulator=needs_simulator_node(cfg))
+                         simulator=needs_simulator_node(cfg), side=args.side, key_file=cfg.run.key_file)
         except PipelineFailed as error:
             print(f"[kuavo-rl] pipeline failed: {error}", file=sys.stderr)
             return 1
+    if args.side == "robot":  # the learner side has the episodes, the learning curve and the summary
+        from kuavo_rl.summary import summarise_robot_side
+        print(f"\n{summarise_robot_side(run_dir)}")
+        return 0
     from kuavo_rl.summary import summarise_run
     result = summarise_run(run_dir, cfg, "in-process" if args.inprocess else "pipeline",
                            time.monotonic() - started, warnings)
     print(f"\n{result['paragraph']}\nLearning curve: {run_dir / 'learning_curve.png'}; "
           f"summary: {run_dir / 'summary.md'}; TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}")
     return 0
+
+
+def describe_network(side: str) -> str:
+    """What the other side must match: the domain id and a discovery range that reaches it."""
+    import os
+    return (f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0 (unset)')}, "
+            f"ROS_AUTOMATIC_DISCOVERY_RANGE={discovery_environment(side)['ROS_AUTOMATIC_DISCOVERY_RANGE']}")
 
 
 def cmd_record(args) -> int:
@@ -111,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--vr-replay-file", default="", help="with --vr: recorded controller stream to replay (loops)")
     train.add_argument("--run-dir", help="where logs, checkpoints, plots go (default runs/<time>-...)")
     train.add_argument("--inprocess", action="store_true", help="no ROS: same env/actor/learner code in one loop")
+    train.add_argument("--side", choices=SIDES, default="all",
+                       help="two machines: robot (env bridge, actor, --vr; needs the learner side's run key) or "
+                            "learner (creates the run key; ends when the actors have finished); all = one machine")
     train.add_argument("--timeout", type=float, default=3600.0, help="pipeline wall-time limit in seconds")
     train.add_argument("--quiet", action="store_true", help="no progress line")
     train.set_defaults(func=cmd_train)

@@ -9,8 +9,8 @@ import array
 
 import numpy as np
 
-from kuavo_rl.protocol import (LABEL_NAMES, Acks, ActionDecision, BatchError, EpisodeLabelInput, InterventionInput,
-                               StepBatch, StepObservation)
+from kuavo_rl.protocol import (LABEL_NAMES, Acks, ActionDecision, ActorStatusInfo, BatchError, EpisodeLabelInput,
+                               InterventionInput, StepBatch, StepObservation)
 
 TYPECODES = {np.float32: "f", np.uint64: "Q", np.uint32: "I", np.uint8: "B"}
 
@@ -147,3 +147,28 @@ def label_to_msg(msg, label: EpisodeLabelInput, stamp=None):
 
 def label_from_msg(msg, authenticated: bool = True) -> EpisodeLabelInput:
     return EpisodeLabelInput(int(msg.label), int(msg.label_id), str(msg.source), authenticated)
+
+
+# ---- link health -------------------------------------------------------------------------------
+ACTOR_STATUS_FIELDS = {"actor_id": "actor_id", "actor_incarnation": "incarnation", "learner_run_id": "learner_run_id",
+                       "env_steps": "env_steps", "episodes": "episodes", "policy_version": "policy_version",
+                       "unpersisted_batches": "unpersisted_batches",
+                       "unpersisted_transitions": "unpersisted_transitions",
+                       "waiting_for_learner": "waiting_for_learner", "estopped": "estopped", "finished": "finished",
+                       "learner_link_lost": "learner_link_lost", "learner_silent_s": "learner_silent_s",
+                       "link_outages": "link_outages", "last_outage_s": "last_outage_s"}  # message -> dataclass
+
+
+def actor_status_to_msg(msg, status: ActorStatusInfo, stamp=None):
+    if stamp is not None:
+        msg.stamp = stamp
+    for msg_field, name in ACTOR_STATUS_FIELDS.items():
+        setattr(msg, msg_field, getattr(status, name))
+    return msg
+
+
+def actor_status_from_msg(msg) -> ActorStatusInfo:
+    status = ActorStatusInfo(**{name: getattr(msg, msg_field) for msg_field, name in ACTOR_STATUS_FIELDS.items()})
+    if not status.actor_id.strip():
+        raise ValueError("actor status without an actor_id")
+    return status

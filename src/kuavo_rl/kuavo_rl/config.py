@@ -98,7 +98,11 @@ class LearnerConfig:
     checkpoint_every_updates: int = 500
     checkpoint_period_s: float = 5.0  # also checkpoint this often while received data is not yet persisted
     resume: bool = True  # continue from <run.run_dir>/checkpoints/latest.pt when it exists
-    status_period_s: float = 1.0
+    status_period_s: float = 1.0  # publish the learner's status (the actors' heartbeat from the learner) this often
+    actor_timeout_s: float = 5.0  # no status from an actor for this long: its link is lost (logged, in the status)
+    # Two machines (kuavo-rl train --side learner, learner.launch.py set it): end, with a checkpoint, once
+    # every actor that fed this learner has said it finished (all its batches received).
+    stop_when_actors_finish: bool = False
     torch_threads: int = 1
     # Bounded inputs: a larger batch is refused (one batch must not flush the online buffer), and
     # so is any observation, action or reward term beyond this magnitude (it would blow up the critic).
@@ -115,6 +119,11 @@ class ActorConfig:
     sync_with_learner: bool = True  # lockstep only: pause when the learner falls behind (reproducible UTD)
     actor_id: str = "actor0"  # names this actor's batches to the learner; unique per actor
     resend_after_s: float = 2.0  # resend a batch the learner has not acknowledged as received after this long
+    status_period_s: float = 1.0  # publish the actor's status (the learner's heartbeat from this actor) this often
+    learner_timeout_s: float = 5.0  # no status from the learner for this long: the link is lost
+    # While the learner link is lost: act (keep acting with the current policy; every batch is kept
+    # until the learner has persisted it) | hold (answer no observation until the learner is back).
+    on_learner_lost: str = "act"
     # Weights more than this many versions ahead of the current ones are refused (a learner publishes
     # one version per learner.publish_weights_every_updates): a bogus huge version would freeze the policy.
     max_weights_version_jump: int = 1000
@@ -335,9 +344,12 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
     _require(env.timing in ("lockstep", "realtime"), f"env.timing must be lockstep or realtime, got '{env.timing}'")
     _require(env.episode_steps >= 1 and env.rate_hz > 0, "env.episode_steps and env.rate_hz must be positive")
     _positive(cfg, "env.republish_period_s", "learner.checkpoint_period_s", "learner.status_period_s",
-              "actor.resend_after_s", "actor.intervention_timeout_s", "vr.rate_hz", "vr.stale_timeout_s",
+              "actor.resend_after_s", "actor.intervention_timeout_s", "actor.status_period_s", "actor.learner_timeout_s",
+              "learner.actor_timeout_s", "vr.rate_hz", "vr.stale_timeout_s",
               "vr.retry_period_s", "vr.reset_hold_s", "vr.workspace_half_extent_m")
     _require(bool(cfg.actor.actor_id.strip()), "actor.actor_id must not be empty")
+    _require(cfg.actor.on_learner_lost in ("act", "hold"),
+             f"actor.on_learner_lost must be act or hold, got '{cfg.actor.on_learner_lost}'")
     _require(cfg.learner.torch_threads >= 1, "learner.torch_threads must be >= 1")
     vr = cfg.vr
     _require(vr.source in VR_SOURCES, f"vr.source must be one of {', '.join(VR_SOURCES)}, got '{vr.source}'")

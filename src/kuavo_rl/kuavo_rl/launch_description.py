@@ -12,7 +12,7 @@ from launch_ros.actions import Node
 from kuavo_rl.config import VR_SOURCES, load_config
 from kuavo_rl.envs.registry import ENVS
 from kuavo_rl.launch_plan import (default_config_path, discovery_environment, fresh_run_dir, needs_simulator_node,
-                                  node_parameters, plan_nodes, prepare_run, vr_overrides)
+                                  node_parameters, plan_nodes, prepare_run, side_overrides, vr_overrides)
 from launch import LaunchDescription
 
 
@@ -20,13 +20,13 @@ def _flag(value: str) -> bool:
     return value.lower() in ("true", "1", "yes")
 
 
-def _nodes(context, side: str):
+def _nodes(context, side: str):  # side: all | robot | learner (launch_plan.SIDES)
     arg = lambda name: context.launch_configurations[name]  # noqa: E731
     env = arg("env")
     if env not in ENVS:
         raise ValueError(f"env:={env} is not one of {', '.join(ENVS)}")
     vr = side != "learner" and _flag(arg("vr"))
-    overrides = arg("set").split()
+    overrides = arg("set").split() + side_overrides(side)
     if arg("algo"):
         overrides.append(f"algo.backend={arg('algo')}")
     if vr:
@@ -34,13 +34,14 @@ def _nodes(context, side: str):
     config_file = arg("config") or default_config_path(env)
     cfg = load_config(config_file, overrides, pipeline=True)  # a configuration error stops the launch here
     run_dir = arg("run_dir") or fresh_run_dir()
-    prepare_run(run_dir)  # the run key that signs every message between the nodes (copy it to the other machine)
+    # The run key that signs every message between the nodes: the robot side needs the learner side's copy.
+    prepare_run(run_dir, cfg.run.key_file, side)
     parameters = node_parameters(config_file, overrides, run_dir)
     # Nodes exit on their own well within launch's 5 s after SIGINT (the learner checkpoints first).
     launched = {spec.role: Node(package=spec.package, executable=spec.executable, name=spec.node_name,
                                 output="screen", parameters=[parameters])
                 for spec in plan_nodes(vr, needs_simulator_node(cfg), side)}
-    discovery = [SetEnvironmentVariable(name, value) for name, value in discovery_environment().items()]
+    discovery = [SetEnvironmentVariable(name, value) for name, value in discovery_environment(side).items()]
     ends = []
     if "actor" in launched:  # the run ends when the actor has finished its env steps and final evaluation
         ends.append(RegisterEventHandler(OnProcessExit(

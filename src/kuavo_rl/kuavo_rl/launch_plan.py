@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kuavo_rl.auth import key_path, load_or_create_key
+from kuavo_rl.config import ConfigError
 from kuavo_rl.envs.registry import ENVS
 
 
@@ -90,15 +91,28 @@ def fresh_run_dir(prefix: str = "runs/launch") -> str:
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
-def prepare_run(run_dir: str | Path) -> Path:
-    """Create the run directory and its run key (owner-only) before any node starts."""
-    path = key_path(run_dir)
+def side_overrides(side: str) -> list[str]:
+    """The learner side of two machines ends by itself once the robot side's actor has finished."""
+    return ["learner.stop_when_actors_finish=true"] if side == "learner" else []
+
+
+def prepare_run(run_dir: str | Path, key_file: str = "", side: str = "all") -> Path:
+    """Create the run directory and its run key (owner-only) before any node starts. The robot side of
+    two machines never creates a key: it must sign with the learner side's, copied over, or each side
+    would refuse everything the other sends."""
+    path = key_path(run_dir, key_file)
+    if side == "robot" and not path.is_file():
+        raise ConfigError(f"no run key at {path}: the robot side signs with the learner side's key; copy the "
+                          f"workstation's <run_dir>/run.key there first (or set run.key_file)")
     load_or_create_key(path)
     return path
 
 
-def discovery_environment() -> dict[str, str]:
-    """DDS discovery stays on this machine unless the user chose otherwise: a single-machine run is
-    then invisible to other ROS users of the network. Two-machine set-ups export
-    ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET (README, "Two machines")."""
-    return {"ROS_AUTOMATIC_DISCOVERY_RANGE": os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")}
+# Where DDS discovery looks unless ROS_AUTOMATIC_DISCOVERY_RANGE is set: one machine keeps a run
+# invisible to other ROS users of the network; each side of two machines must find the other.
+DISCOVERY_RANGE = {"all": "LOCALHOST", "robot": "SUBNET", "learner": "SUBNET"}
+
+
+def discovery_environment(side: str = "all") -> dict[str, str]:
+    """The discovery range the nodes run with: the user's choice, else the side's default."""
+    return {"ROS_AUTOMATIC_DISCOVERY_RANGE": os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", DISCOVERY_RANGE[side])}

@@ -202,8 +202,9 @@ class LearnerLoop:
         self._rate_mark = (now, updates)
         return (updates - last_updates) / max(now - last_time, 1e-9)
 
-    def report_progress(self, update_rate: float | None = None, force: bool = False) -> str | None:
-        """The periodic status line; `update_rate` defaults to the average since the start."""
+    def report_progress(self, update_rate: float | None = None, force: bool = False, extra: str = "") -> str | None:
+        """The periodic status line; `update_rate` defaults to the average since the start; `extra`
+        is appended (e.g. the actors' link health)."""
         core, last = self.core, self.last_episode
         if update_rate is None:
             update_rate = core.updates / max(self.clock() - self.progress.started, 1e-9)
@@ -211,8 +212,8 @@ class LearnerLoop:
             min(core.env_steps, self.cfg.run.total_env_steps),
             f"updates {core.updates} ({update_rate:.1f}/s) return {last['return']:.2f} eval {last['eval']:.2f} "
             f"buffers {len(core.buffers.online)}/{len(core.buffers.offline)} "
-            f"takeovers {core.intervention_transitions} (last episode {100 * last['intervention_rate']:.0f}%)",
-            force=force)
+            f"takeovers {core.intervention_transitions} (last episode {100 * last['intervention_rate']:.0f}%)"
+            + (f" | {extra}" if extra else ""), force=force)
 
     def write_recording(self) -> str | None:
         """The takeovers (or training episodes) received so far as a LeRobotDataset in the run directory,

@@ -210,3 +210,25 @@ class Acks:
     persisted: list[int] = field(default_factory=list)
     rejected: list[int] = field(default_factory=list)
     rejected_reasons: list[str] = field(default_factory=list)
+
+
+# ---- link health -------------------------------------------------------------------------------
+@dataclass
+class ActorStatusInfo:
+    """What an actor reports every actor.status_period_s (the pure twin of kuavo_msgs/ActorStatus);
+    to the learner it is also this actor's heartbeat."""
+    actor_id: str
+    incarnation: str
+    learner_run_id: str = ""  # the learner process last heard from ("" = none yet)
+    env_steps: int = 0  # training steps of this actor_id over all its processes
+    episodes: int = 0
+    policy_version: int = 0
+    unpersisted_batches: int = 0  # kept until the learner has persisted them
+    unpersisted_transitions: int = 0
+    waiting_for_learner: bool = False
+    estopped: bool = False
+    finished: bool = False  # all steps and final evaluations done, every batch received by the learner
+    learner_link_lost: bool = False
+    learner_silent_s: float = 0.0
+    link_outages: int = 0  # learner-link outages that ended
+    last_outage_s: float = 0.0

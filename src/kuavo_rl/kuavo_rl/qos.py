@@ -13,4 +13,5 @@ LATEST_WEIGHTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliabilit
 INTERVENTION = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 # Every label counts (unlike a takeover, where only the newest matters): keep a few queued.
 EPISODE_LABEL = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Status (and so heartbeats) of the learner and the actors: a few queued, reliable.
 STATUS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)

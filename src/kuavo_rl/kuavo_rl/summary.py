@@ -48,3 +48,15 @@ def summarise_run(run_dir: str | Path, cfg: ExperimentConfig, mode: str, wall_ti
     (run_dir / "summary.md").write_text(f"# Run summary\n\n{paragraph}\n\n![learning curve](learning_curve.png)\n")
     result["paragraph"] = paragraph
     return result
+
+
+def summarise_robot_side(run_dir: str | Path) -> str:
+    """The robot side of two machines: what its actor did (the learner side holds the learning curve)."""
+    actor = yaml.safe_load((Path(run_dir) / "actor_summary.yaml").read_text())
+    outages = actor.get("learner_link_outages_s", [])
+    links = (f"{len(outages)} learner-link outage(s), the longest {max(outages):.1f} s" if outages
+             else "no learner-link outage")
+    finals = [round(r, 3) for r in actor["final_eval_raw_returns"]]
+    return (f"Robot side {'finished' if actor['finished'] else 'stopped before finishing'}: {actor['env_steps']} env "
+            f"steps, {actor['transitions_sent']} transitions sent, final evaluation returns {finals}, {links}. "
+            f"The learning curve and summary are written by the learner side.")

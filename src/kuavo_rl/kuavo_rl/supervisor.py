@@ -46,12 +46,12 @@ class NodeProcess:
 
 
 def start_node(role: str, params_file: Path, log_dir: Path, echo: bool, env: dict | None = None,
-               extra_args: tuple[str, ...] = ()) -> NodeProcess:
+               extra_args: tuple[str, ...] = (), side: str = "all") -> NodeProcess:
     command = [sys.executable, "-u", "-m", NODES[role].module, "--ros-args", "--params-file", str(params_file),
                *extra_args]
     log_dir.mkdir(parents=True, exist_ok=True)
     popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env={**os.environ, **discovery_environment(), **(env or {})}, start_new_session=True)
+                             env={**os.environ, **discovery_environment(side), **(env or {})}, start_new_session=True)
     node = NodeProcess(role, popen, log_dir / f"{role}.log", echo)
     node.thread = threading.Thread(target=node.pump, daemon=True)
     node.thread.start()
@@ -77,22 +77,27 @@ class PipelineFailed(RuntimeError):
 
 
 def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], timeout_s: float,
-                 quiet: bool = False, vr: bool = False, simulator: bool = False) -> dict:
+                 quiet: bool = False, vr: bool = False, simulator: bool = False, side: str = "all",
+                 key_file: str = "") -> dict:
     """Start learner, (the simulated Kuavo,) env (and the VR teleop node), actor; wait for the actor
-    to finish; stop the others cleanly. `overrides` include the VR settings (`vr.*`) when `vr` is set."""
+    to finish; stop the others cleanly. `overrides` include the VR settings (`vr.*`) when `vr` is set.
+    Two machines: side `robot` runs all but the learner and ends with the actor; side `learner` runs
+    the learner alone, which ends once the actors have finished (or on Ctrl-C)."""
     run_dir = Path(run_dir)
     if quiet:
         overrides = [*overrides, "run.progress_line=false"]
     params = write_params_file(run_dir / "node_params.yaml", config_file, overrides, run_dir)
-    prepare_run(run_dir)
+    prepare_run(run_dir, key_file, side)
     log_dir = run_dir / "logs"
-    nodes = {spec.role: start_node(spec.role, params, log_dir, echo=spec.role == "learner" and not quiet)
-             for spec in plan_nodes(vr, simulator)}
+    plan = plan_nodes(vr, simulator, side)
+    final = "actor" if any(spec.role == "actor" for spec in plan) else "learner"  # its exit ends the run
+    nodes = {spec.role: start_node(spec.role, params, log_dir, echo=spec.role == final and not quiet, side=side)
+             for spec in plan}
     deadline = time.monotonic() + timeout_s
     failure = None
     try:
-        while nodes["actor"].popen.poll() is None:
-            for name in [n for n in nodes if n != "actor"]:
+        while nodes[final].popen.poll() is None:
+            for name in [n for n in nodes if n != final]:
                 code = nodes[name].popen.poll()
                 if code is not None:
                     failure = f"{name} exited with code {code}; see {nodes[name].log_path}"
@@ -103,8 +108,14 @@ def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], t
                 failure = f"timed out after {timeout_s:.0f} s"
                 break
             time.sleep(0.2)
-        if failure is None and nodes["actor"].popen.returncode != 0:
-            failure = f"actor exited with code {nodes['actor'].popen.returncode}; see {nodes['actor'].log_path}"
+        if failure is None and nodes[final].popen.returncode != 0:
+            failure = f"{final} exited with code {nodes[final].popen.returncode}; see {nodes[final].log_path}"
+    except KeyboardInterrupt:
+        if final != "learner":
+            raise
+        # The learner side's other end: Ctrl-C when it did not see the actors finish (the link was
+        # down at the end, say). The learner checkpoints on the way out; the run is still summarised.
+        print("[kuavo-rl] interrupted: stopping the learner (it saves a checkpoint first)", file=sys.stderr)
     finally:
         # Reverse start order: the actor first, the env bridge before the robot it drives (it hands the
         # arms back through the robot's mode service), the learner last (its final checkpoint).

@@ -8,18 +8,22 @@ from pathlib import Path
 import yaml
 from rclpy.node import Node
 
-from kuavo_msgs.msg import (ActionCommand, BatchAck, EnvObservation, EpisodeLabel, Intervention, PolicyWeights,
-                            TransitionBatch)
+from kuavo_msgs.msg import (ActionCommand, ActorStatus, BatchAck, EnvObservation, EpisodeLabel, Intervention,
+                            LearnerStatus, PolicyWeights, TransitionBatch)
 from kuavo_rl import qos, topics
 from kuavo_rl.actor_core import ActorCore
 from kuavo_rl.algos import make_actor_policy
 from kuavo_rl.auth import AuthError, Verifier
-from kuavo_rl.codec import (acks_from_msg, action_to_msg, batch_to_msg, intervention_from_msg, label_from_msg,
-                            observation_from_msg)
+from kuavo_rl.codec import (acks_from_msg, action_to_msg, actor_status_to_msg, batch_to_msg, intervention_from_msg,
+                            label_from_msg, observation_from_msg)
 from kuavo_rl.envs import env_spec
 from kuavo_rl.nodes.common import load_node_config, run_node
 from kuavo_rl.nodes.guard import Guard
+from kuavo_rl.progress import ProgressLine
 from kuavo_rl.protocol import LABEL_NAMES, StepObservation
+
+# After finishing, the actor stays this long so that its last status (finished) reaches the learner.
+FINISH_ANNOUNCE_S = 0.5
 
 
 class ActorNode(Node):
@@ -35,15 +39,21 @@ class ActorNode(Node):
         self.intervention_verifier = Verifier(self.guard.key)
         self.action_pub = self.create_publisher(ActionCommand, topics.ACTION, qos.STEP)
         self.batch_pub = self.create_publisher(TransitionBatch, topics.TRANSITIONS, qos.TRANSITIONS)
+        self.status_pub = self.create_publisher(ActorStatus, topics.ACTOR_STATUS, qos.STATUS)
         self.guard.subscribe(EnvObservation, topics.OBSERVATION, self.on_observation, qos.STEP)
         self.guard.subscribe(PolicyWeights, topics.POLICY_WEIGHTS, self.on_weights, qos.LATEST_WEIGHTS)
         self.guard.subscribe(BatchAck, topics.TRANSITIONS_ACK, self.on_ack, qos.ACKS)
         # Not signed-only: an e-stop from anyone is obeyed; on_intervention checks the rest.
         self.guard.subscribe(Intervention, topics.INTERVENTION, self.on_intervention, qos.INTERVENTION, signed=False)
         self.guard.subscribe(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, qos.EPISODE_LABEL)
+        self.guard.subscribe(LearnerStatus, topics.LEARNER_STATUS, self.on_learner_status, qos.STATUS)
         self.create_timer(0.02, self.tick)
+        self.create_timer(self.cfg.actor.status_period_s, self.report_status)
+        self.progress = ProgressLine(self.cfg.run.total_env_steps, f"actor {self.actor_id}",
+                                     enabled=self.cfg.run.progress_line)
         self.waiting: StepObservation | None = None  # an observation held while the learner catches up
         self.answered: dict[tuple[int, int], ActionCommand] = {}
+        self.finished_at: float | None = None
         self.done = False
         self.started = time.monotonic()
         self.get_logger().info(f"actor {self.actor_id} (process {self.core.incarnation}): backend "
@@ -98,14 +108,39 @@ class ActorNode(Node):
         if self.core.on_label(label):
             self.get_logger().info(f"operator ({label.source}) labels this episode {LABEL_NAMES[label.label]}")
 
+    def on_learner_status(self, msg: LearnerStatus) -> None:
+        if restored := self.core.on_learner_status(msg.learner_run_id):
+            self.get_logger().warning(f"{restored.describe('the learner')}; {self.core.unpersisted_transitions} "
+                                      f"unpersisted transitions are resent until persisted")
+
     def tick(self) -> None:
         self.answer_waiting()
         for batch in self.core.batches_to_send(self.cfg.actor.resend_after_s):
             self.batch_pub.publish(self.guard.sign(batch_to_msg(TransitionBatch(), batch)))
-        if self.core.finished and self.core.all_received and not self.done:
+        if self.core.finished and self.core.all_received and self.finished_at is None:
             self.get_logger().info(f"finished: {self.core.env_steps} env steps, final evaluation returns "
                                    f"{[round(r, 3) for r in self.core.stats.final_eval_returns]}")
+            self.finished_at = time.monotonic()
+            self.report_status()
+        if self.finished_at is not None and time.monotonic() - self.finished_at >= FINISH_ANNOUNCE_S:
+            self.report_status()
             self.done = True
+
+    def report_status(self) -> None:
+        """The actor's status (the learner's heartbeat from it), a lost learner link, the progress line."""
+        core = self.core
+        if lost := core.check_learner_link():
+            behaviour = "holding" if self.cfg.actor.on_learner_lost == "hold" else "acting on with the current policy"
+            self.get_logger().warning(f"{lost.describe('the learner')}; {behaviour}, every batch kept until the "
+                                      f"learner has persisted it")
+        status = core.status()
+        self.status_pub.publish(self.guard.sign(actor_status_to_msg(ActorStatus(), status,
+                                                                    self.get_clock().now().to_msg())))
+        self.progress.update(min(status.env_steps, self.cfg.run.total_env_steps),
+                             f"episodes {status.episodes} policy v{status.policy_version} unpersisted "
+                             f"{status.unpersisted_transitions} transitions ({status.unpersisted_batches} batches) "
+                             f"learner {core.learner_link.describe()}" + (" | paused" if status.waiting_for_learner
+                                                                          else ""))
 
     def close(self) -> None:
         """Write the actor's summary (counts, final evaluation returns) into the run directory."""
@@ -116,6 +151,7 @@ class ActorNode(Node):
                    "batches_sent": self.core.next_batch_sequence, "finished": bool(self.core.finished),
                    "final_eval_raw_returns": [float(r) for r in stats.final_eval_returns],
                    "weights_rejected": stats.weights_rejected, "policy_version": self.core.policy_version,
+                   "learner_link_outages_s": [round(s, 2) for s in self.core.learner_link.outages_s],
                    "wall_time_s": time.monotonic() - self.started}
         self.summary_file.parent.mkdir(parents=True, exist_ok=True)
         self.summary_file.write_text(yaml.safe_dump(summary))

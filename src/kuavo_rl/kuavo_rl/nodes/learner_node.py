@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from rclpy.node import Node
 
-from kuavo_msgs.msg import BatchAck, LearnerStatus, PolicyWeights, TransitionBatch
+from kuavo_msgs.msg import ActorStatus, BatchAck, LearnerStatus, PolicyWeights, TransitionBatch
 from kuavo_msgs.srv import SaveCheckpoint
 from kuavo_rl import qos, topics
-from kuavo_rl.codec import acks_to_msg, batch_from_msg, to_array
+from kuavo_rl.codec import acks_to_msg, actor_status_from_msg, batch_from_msg, to_array
 from kuavo_rl.envs import env_spec, observation_names
 from kuavo_rl.learner_core import TrainingDiverged
 from kuavo_rl.learner_loop import LearnerLoop
+from kuavo_rl.link_watch import PeerLinks
 from kuavo_rl.nodes.common import load_node_config, run_node
 from kuavo_rl.nodes.guard import Guard
 from kuavo_rl.protocol import Acks
@@ -57,21 +58,34 @@ class LearnerNode(Node):
         self.ack_pub = self.create_publisher(BatchAck, topics.TRANSITIONS_ACK, qos.ACKS)
         self.status_pub = self.create_publisher(LearnerStatus, topics.LEARNER_STATUS, qos.STATUS)
         self.guard.subscribe(TransitionBatch, topics.TRANSITIONS, self.inbox_put, qos.TRANSITIONS)
+        self.guard.subscribe(ActorStatus, topics.ACTOR_STATUS, self.on_actor_status, qos.STATUS)
+        # The actors' links: heard from in the ROS thread, checked and reported in the training thread.
+        self.links = PeerLinks(self.cfg.learner.actor_timeout_s)
+        self.links_lock = threading.Lock()
         self.create_service(SaveCheckpoint, topics.SAVE_CHECKPOINT, self.on_save_checkpoint)
 
         self.inbox: queue.Queue = queue.Queue()
         self.checkpoint_requests: queue.Queue = queue.Queue()
         self.reported_warnings: set[str] = set()
         self.stop = threading.Event()
-        self.done = False  # set when training fails: the spin loop ends and the process exits non-zero
+        self.done = False  # the spin loop ends: training failed (exit_code 3) or every actor finished
         self.exit_code = 0
         self.started = time.monotonic()
+        self.last_status = 0.0
         self.thread = threading.Thread(target=self.training_loop, name="training", daemon=True)
         self.thread.start()
 
     # ---- ROS side: queue only ------------------------------------------------------------------
     def inbox_put(self, msg: TransitionBatch) -> None:
         self.inbox.put(msg)
+
+    def on_actor_status(self, msg: ActorStatus) -> None:
+        status = actor_status_from_msg(msg)
+        with self.links_lock:
+            restored = self.links.heard(status.actor_id, status)
+        if restored:
+            self.get_logger().warning(f"{restored.describe(f'actor {status.actor_id}')}; it holds "
+                                      f"{status.unpersisted_transitions} unpersisted transitions")
 
     def on_save_checkpoint(self, request, response):
         done = queue.Queue()
@@ -102,9 +116,8 @@ class LearnerNode(Node):
         self.done = True
 
     def train_until_stopped(self) -> None:
-        if warm_start := self.loop.warm_start(self.stop.is_set):
+        if warm_start := self.loop.warm_start(self.keep_alive):
             self.get_logger().info(warm_start)
-        last_status = 0.0
         while not self.stop.is_set():
             worked = self.ingest_inbox()
             worked |= self.loop.train(UPDATES_PER_PASS) > 0
@@ -114,11 +127,31 @@ class LearnerNode(Node):
                 path = self.checkpoint()
                 while not self.checkpoint_requests.empty():
                     self.checkpoint_requests.get().put(path)
-            if time.monotonic() - last_status >= self.cfg.learner.status_period_s:
-                self.publish_status()
-                last_status = time.monotonic()
+            self.keep_alive()
+            if self.actors_finished():
+                return
             if not worked:
                 time.sleep(0.005)
+
+    def keep_alive(self) -> bool:
+        """Publish the status when due (the actors' heartbeat, also during the warm start); True to stop."""
+        if time.monotonic() - self.last_status >= self.cfg.learner.status_period_s:
+            self.publish_status()
+            self.last_status = time.monotonic()
+        return self.stop.is_set()
+
+    def actors_finished(self) -> bool:
+        """With learner.stop_when_actors_finish (the learner side of two machines): every actor has
+        finished and all its batches are ingested, so this learner is done."""
+        if not self.cfg.learner.stop_when_actors_finish or not self.inbox.empty():
+            return False
+        with self.links_lock:
+            if not self.links.all_finished():
+                return False
+            actors = ", ".join(sorted(self.links.statuses))
+        self.get_logger().info(f"every actor finished ({actors}); stopping (learner.stop_when_actors_finish)")
+        self.done = True  # the spin loop ends; close() joins this thread after its final checkpoint
+        return True
 
     def ingest_inbox(self) -> bool:
         acks: dict[tuple[str, str], Acks] = {}  # per actor process
@@ -168,6 +201,13 @@ class LearnerNode(Node):
                 self.get_logger().warning(f"reward lint: {warning}")
                 self.reported_warnings.add(warning)
         learning_steps = max(core.env_steps - self.cfg.algo.learning_starts, 1)
+        with self.links_lock:
+            events = self.links.check()
+            watches = [self.links.watches[actor] for actor in sorted(self.links.watches)]
+            links_text = self.links.describe()
+        for event in events:
+            self.get_logger().warning(f"{event.describe(f'actor {event.peer}')}; its batches are acknowledged "
+                                      f"when they arrive (the actor keeps them until they are persisted)")
         status = LearnerStatus(
             stamp=self.get_clock().now().to_msg(), backend=self.cfg.algo.backend, learner_run_id=self.run_id,
             learner_step=core.updates, env_steps=core.env_steps, policy_version=core.weights_version,
@@ -181,9 +221,12 @@ class LearnerNode(Node):
             intervention_transitions=core.intervention_transitions,
             last_episode_return=last["return"], last_eval_return=last["eval"],
             last_episode_intervention_rate=last["intervention_rate"],
-            batches_rejected=self.loop.batches_rejected, warnings=warnings)
-        self.status_pub.publish(status)
-        self.loop.report_progress(update_rate)
+            batches_rejected=self.loop.batches_rejected, warnings=warnings,
+            actor_ids=[w.peer for w in watches], actor_link_lost=[w.lost for w in watches],
+            actor_silent_s=[w.silent_s for w in watches], actor_link_outages=[len(w.outages_s) for w in watches],
+            actor_last_outage_s=[w.last_outage_s for w in watches])
+        self.status_pub.publish(self.guard.sign(status))
+        self.loop.report_progress(update_rate, extra=links_text)
 
     def close(self) -> None:
         self.stop.set()
