@@ -9,6 +9,7 @@ Needs root (CI has it); `unavailable()` says why not. Namespaces are named kr2m<
 left by a killed run are removed at the next start."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,9 +19,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from helpers.pipeline import wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 PREFIX = "kr2m"
+RUN = "runs/two-machines"  # the README's run directory, on each host
 NFT_TABLE = "kuavo_loss"
 
 
@@ -207,3 +213,68 @@ def probe_script(arguments: str, discovery: str = "SUBNET") -> str:
     return (f"source scripts/env.sh\nexport ROS_DOMAIN_ID={readme_domain_id()} "
             f"ROS_AUTOMATIC_DISCOVERY_RANGE={discovery}\n"
             f"export PYTHONPATH={REPO / 'test'}:$PYTHONPATH\nexec python -m helpers.dds_probe {arguments}\n")
+
+
+def _set(overrides: list[str]) -> list[str]:
+    return [part for override in overrides for part in ("--set", override)]
+
+
+class TwoMachineRun:
+    """Both sides of one two-machine run, started as the README says: workstation first, then the
+    robot PC once the run key exists to copy."""
+
+    def __init__(self, hosts: TwoHosts, overrides: list[str], status_probe: bool = False):
+        self.hosts = hosts
+        self.logs = hosts.robot.directory.parent
+        ws, robot = hosts.workstation, hosts.robot
+        self.probes = []
+        if status_probe:  # what each machine's operator would see on its own side of the link
+            self.probes = [host.run(probe_script(f"status {self.status_file(host.name)}"),
+                                    self.logs / f"probe-{host.name}.log") for host in (ws, robot)]
+        self.learner_side = ws.run(side_script("workstation", ws.directory, _set(overrides)),
+                                   self.logs / "workstation.log")
+        key = ws.directory / RUN / "run.key"
+        wait_for(lambda: key.exists() or self.learner_side.poll() is not None, 120, "the learner side's run key")
+        self.robot_side = robot.run(side_script("robot", ws.directory, _set(overrides)), self.logs / "robot.log")
+
+    def output(self, side: str) -> str:
+        return (self.logs / f"{side}.log").read_text()
+
+    def wait(self, timeout_s: float) -> None:
+        """Both sides end by themselves: the robot side when its actor is done, the learner side when
+        it has heard that."""
+        for side, process in (("robot", self.robot_side), ("workstation", self.learner_side)):
+            wait_for(lambda: process.poll() is not None, timeout_s, f"the {side} side to finish")
+            assert process.returncode == 0, self.output(side)[-4000:]
+        for probe in self.probes:
+            os.killpg(probe.pid, signal.SIGINT)
+            probe.wait(timeout=20)
+
+    def status_file(self, host: str) -> Path:
+        return self.logs / f"status-{host}.jsonl"
+
+    def statuses(self, kind: str) -> list[dict]:
+        """The learner's statuses as seen on the workstation, the actor's as seen on the robot PC."""
+        path = self.status_file("workstation" if kind == "learner" else "robot")
+        if not path.exists():
+            return []
+        lines = path.read_text().splitlines()
+        return [r for r in (json.loads(line) for line in lines if line.endswith("}")) if r["kind"] == kind]
+
+    def learner_dir(self) -> Path:
+        return self.hosts.workstation.directory / RUN
+
+    def actor_summary(self) -> dict:
+        return yaml.safe_load((self.hosts.robot.directory / RUN / "actor_summary.yaml").read_text())
+
+
+def rate_between(statuses: list[dict], start: float, end: float) -> float:
+    """Training transitions per second the learner received between two monotonic times."""
+    inside = [s for s in statuses if start <= s["time"] <= end]
+    if len(inside) < 2:
+        return 0.0
+    return (inside[-1]["env_steps"] - inside[0]["env_steps"]) / (inside[-1]["time"] - inside[0]["time"])
+
+
+def versions_between(statuses: list[dict], start: float, end: float) -> set[int]:
+    return {s["policy_version"] for s in statuses if start <= s["time"] <= end}

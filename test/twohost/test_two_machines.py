@@ -8,22 +8,16 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from helpers.netns import TwoHosts, probe_script, readme_domain_id, side_script, unavailable
+from helpers.netns import (RUN, TwoHosts, TwoMachineRun, probe_script, rate_between, readme_domain_id, unavailable,
+                           versions_between)
 from helpers.pipeline import TWO_DIM, wait_for
 
 pytestmark = pytest.mark.slow  # separate ROS processes in two namespaces
-
-RUN = "runs/two-machines"  # the README's run directory, on each host
-
-
-def _set(overrides: list[str]) -> list[str]:
-    return [part for override in overrides for part in ("--set", override)]
 
 
 @pytest.fixture
@@ -37,57 +31,7 @@ def hosts(tmp_path, monkeypatch):
     two.close()
 
 
-class Run:
-    """Both sides of one two-machine run, started as the README says: workstation first, then the
-    robot PC once the run key exists to copy."""
-
-    def __init__(self, hosts: TwoHosts, overrides: list[str], status_probe: bool = False):
-        self.hosts = hosts
-        self.logs = hosts.robot.directory.parent
-        ws, robot = hosts.workstation, hosts.robot
-        self.probes = []
-        if status_probe:  # what each machine's operator would see on its own side of the link
-            self.probes = [host.run(probe_script(f"status {self.status_file(host.name)}"),
-                                    self.logs / f"probe-{host.name}.log") for host in (ws, robot)]
-        self.learner_side = ws.run(side_script("workstation", ws.directory, _set(overrides)),
-                                   self.logs / "workstation.log")
-        key = ws.directory / RUN / "run.key"
-        wait_for(lambda: key.exists() or self.learner_side.poll() is not None, 120, "the learner side's run key")
-        self.robot_side = robot.run(side_script("robot", ws.directory, _set(overrides)), self.logs / "robot.log")
-        self.started = time.monotonic()
-
-    def output(self, side: str) -> str:
-        return (self.logs / f"{side}.log").read_text()
-
-    def wait(self, timeout_s: float) -> None:
-        """Both sides end by themselves: the robot side when its actor is done, the learner side when
-        it has heard that."""
-        for side, process in (("robot", self.robot_side), ("workstation", self.learner_side)):
-            wait_for(lambda: process.poll() is not None, timeout_s, f"the {side} side to finish")
-            assert process.returncode == 0, self.output(side)[-4000:]
-        for probe in self.probes:
-            os.killpg(probe.pid, signal.SIGINT)
-            probe.wait(timeout=20)
-
-    def status_file(self, host: str) -> Path:
-        return self.logs / f"status-{host}.jsonl"
-
-    def statuses(self, kind: str) -> list[dict]:
-        """The learner's statuses as seen on the workstation, the actor's as seen on the robot PC."""
-        path = self.status_file("workstation" if kind == "learner" else "robot")
-        if not path.exists():
-            return []
-        lines = path.read_text().splitlines()
-        return [r for r in (json.loads(line) for line in lines if line.endswith("}")) if r["kind"] == kind]
-
-    def learner_dir(self) -> Path:
-        return self.hosts.workstation.directory / RUN
-
-    def actor_summary(self) -> dict:
-        return yaml.safe_load((self.hosts.robot.directory / RUN / "actor_summary.yaml").read_text())
-
-
-def assert_every_transition_once(run: Run) -> dict:
+def assert_every_transition_once(run: TwoMachineRun) -> dict:
     """The learner's checkpoint holds each of the actor's batches once, and as many training steps."""
     from kuavo_rl.checkpoint import load_latest
     state = load_latest(run.learner_dir() / "checkpoints")
@@ -104,7 +48,7 @@ def assert_every_transition_once(run: Run) -> dict:
 def test_training_across_two_machines_learns_like_one(hosts):
     """SAC on the 2-dim toy task across the link reaches the one-host learning test's threshold
     (test/ros/test_pipeline.py, same settings; SB3's SAC because it updates faster on CI's cores)."""
-    run = Run(hosts, TWO_DIM + ["run.total_env_steps=3600", "algo.backend=sb3_sac"])
+    run = TwoMachineRun(hosts, TWO_DIM + ["run.total_env_steps=3600", "algo.backend=sb3_sac"])
     run.wait(600)
     result = yaml.safe_load((run.learner_dir() / "result.yaml").read_text())
     assert result["first_eval_return"] < -2.0  # the untrained policy does not pass by accident
@@ -115,18 +59,6 @@ def test_training_across_two_machines_learns_like_one(hosts):
     assert not (hosts.robot.directory / RUN / "checkpoints").exists()
     assert not (hosts.workstation.directory / RUN / "actor_summary.yaml").exists()
     assert_every_transition_once(run)
-
-
-def rate_between(statuses: list[dict], start: float, end: float) -> float:
-    """Training transitions per second the learner received between two monotonic times."""
-    inside = [s for s in statuses if start <= s["time"] <= end]
-    if len(inside) < 2:
-        return 0.0
-    return (inside[-1]["env_steps"] - inside[0]["env_steps"]) / (inside[-1]["time"] - inside[0]["time"])
-
-
-def versions_between(statuses: list[dict], start: float, end: float) -> set[int]:
-    return {s["policy_version"] for s in statuses if start <= s["time"] <= end}
 
 
 CUT_S = 12.0  # longer than actor.resend_after_s (2 s) and both link timeouts (5 s)
@@ -140,7 +72,7 @@ def test_link_cut_and_packet_loss_lose_nothing(hosts, record_property):
     overrides = ["env.action_dim=2", "env.target=0.5", "algo.backend=sb3_sac", "algo.learning_starts=200",
                  "actor.sync_with_learner=false", "actor.eval_every_episodes=0", "actor.final_eval_episodes=0",
                  "run.total_env_steps=9000", "learner.publish_weights_every_updates=20"]
-    run = Run(hosts, overrides, status_probe=True)
+    run = TwoMachineRun(hosts, overrides, status_probe=True)
     learner = lambda: run.statuses("learner")  # noqa: E731
     wait_for(lambda: learner() and learner()[-1]["env_steps"] >= 400, 120, "the learner to receive 400 transitions")
     phases = {}
@@ -180,7 +112,8 @@ def test_link_cut_and_packet_loss_lose_nothing(hosts, record_property):
     assert "learner LOST for" in robot_log and "link actor0 LOST for" in learner_log  # the progress lines
     lost_in_status = [s for s in learner_statuses if s["actor_link_lost"] == [True]]
     assert lost_in_status, "the learner's status never showed the actor's link lost"
-    assert learner_statuses[-1]["actor_link_outages"] == [1] and learner_statuses[-1]["actor_last_outage_s"][0] >= CUT_S - 1
+    last = learner_statuses[-1]
+    assert last["actor_link_outages"] == [1] and last["actor_last_outage_s"][0] >= CUT_S - 1
     actor = assert_every_transition_once(run)
     assert actor["learner_link_outages_s"] == pytest.approx(outage, abs=0.1)
 
@@ -200,7 +133,7 @@ def test_discovery_stays_on_one_machine_unless_two_are_configured(hosts):
         actor_log = hosts.robot.directory / run_dir / "logs" / "actor.log"
         wait_for(lambda: actor_log.exists() and "actor actor0" in actor_log.read_text(), 120, "the actor to start")
         out = hosts.workstation.directory / f"stranger-{discovery}.json"
-        stranger = hosts.workstation.run(probe_script(f"stranger {out} 8"), hosts.workstation.directory / "stranger.log")
+        stranger = hosts.workstation.run(probe_script(f"stranger {out} 8"), hosts.workstation.directory / "probe.log")
         stranger.wait(timeout=60)
         seen[discovery] = (json.loads(out.read_text())["topics"], "e-stop obeyed" in actor_log.read_text())
         os.killpg(robot.pid, signal.SIGINT)

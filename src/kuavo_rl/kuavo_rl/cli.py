@@ -44,6 +44,9 @@ def cmd_train(args) -> int:
     mode = "in-process" if args.inprocess else "through the ROS 2 pipeline (env node, actor, learner over DDS)"
     if args.side != "all":
         mode = f"the {args.side} side of a two-machine run ({describe_network(args.side)})"
+        if discovery_environment(args.side)["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST":
+            print("[kuavo-rl] warning: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: the other machine cannot discover "
+                  "this one; export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET on both", file=sys.stderr)
     print(f"[kuavo-rl] training {mode}; config {config_file or '(defaults)'}; run dir {run_dir}", file=sys.stderr)
     started = time.monotonic()
     if args.inprocess:

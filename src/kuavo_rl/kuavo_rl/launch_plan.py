@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kuavo_rl.auth import key_path, load_or_create_key
+from kuavo_rl.auth import AuthError, key_path, load_or_create_key
 from kuavo_rl.config import ConfigError
 from kuavo_rl.envs.registry import ENVS
 
@@ -104,7 +104,10 @@ def prepare_run(run_dir: str | Path, key_file: str = "", side: str = "all") -> P
     if side == "robot" and not path.is_file():
         raise ConfigError(f"no run key at {path}: the robot side signs with the learner side's key; copy the "
                           f"workstation's <run_dir>/run.key there first (or set run.key_file)")
-    load_or_create_key(path)
+    try:
+        load_or_create_key(path)
+    except AuthError as error:  # e.g. a copy readable by others: say so before any node starts
+        raise ConfigError(str(error)) from None
     return path
 
 
