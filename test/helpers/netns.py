@@ -59,10 +59,13 @@ def ensure_nft() -> str:
     return nft
 
 
+def listed_namespaces() -> set[str]:
+    return {line.split()[0] for line in _ip("netns", "list", check=False).stdout.splitlines() if line.strip()}
+
+
 def remove_stale_namespaces() -> None:
     """Namespaces of an earlier test process that was killed before it could clean up."""
-    for line in _ip("netns", "list", check=False).stdout.splitlines():
-        name = line.split()[0] if line.strip() else ""
+    for name in listed_namespaces():
         match = re.fullmatch(rf"{PREFIX}(\d+)[rw]", name)
         if match and not Path(f"/proc/{match.group(1)}").exists():
             _ip("netns", "del", name, check=False)

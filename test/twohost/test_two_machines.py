@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import numpy as np
@@ -141,3 +142,24 @@ def test_discovery_stays_on_one_machine_unless_two_are_configured(hosts):
     assert seen["default"] == ([], False), seen["default"]
     topics, estopped = seen["SUBNET"]
     assert "/kuavo_rl/transitions" in topics and estopped, seen["SUBNET"]
+
+
+def test_the_harness_leaves_no_namespace_behind(tmp_path):
+    """Teardown stops what ran on the hosts and deletes both namespaces; namespaces left by a test
+    process that was killed (its pid gone) are deleted when the next harness starts."""
+    from helpers.netns import PREFIX, listed_namespaces
+    if reason := unavailable():
+        pytest.skip(f"two network namespaces cannot be made here: {reason}")
+    hosts = TwoHosts(tmp_path / "first")
+    sleeper = hosts.robot.run("sleep 600", tmp_path / "sleep.log")
+    names = {host.netns for host in hosts.hosts}
+    assert names <= listed_namespaces()
+    hosts.close()
+    assert sleeper.poll() is not None and not names & listed_namespaces()
+    orphan = f"{PREFIX}4999999r"  # above any pid this kernel hands out
+    subprocess.run(["ip", "netns", "add", orphan], check=True)
+    try:
+        TwoHosts(tmp_path / "next").close()
+        assert orphan not in listed_namespaces()
+    finally:
+        subprocess.run(["ip", "netns", "del", orphan], capture_output=True)
