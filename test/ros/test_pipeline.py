@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from helpers.netns import unavailable
 from helpers.pipeline import CONFIG, TWO_DIM, train_cli, wait_for
 
 pytestmark = pytest.mark.slow  # separate ROS processes over DDS
@@ -16,6 +17,8 @@ pytestmark = pytest.mark.slow  # separate ROS processes over DDS
 
 @pytest.mark.parametrize("backend", ["lerobot_sac", "sb3_sac"])
 def test_pipeline_learns_the_two_dim_mse_task(backend, tmp_path, ros_domain):
+    if backend == "sb3_sac" and unavailable() is None:  # CI time: the same run, across two hosts, asserts this
+        pytest.skip("sb3_sac learns this task across two machines in test/twohost/test_two_machines.py")
     result = train_cli(tmp_path / backend, TWO_DIM + ["run.total_env_steps=3600", f"algo.backend={backend}"])
     assert result["random_policy_return"] < -60  # what a policy that learned nothing scores
     assert result["first_eval_return"] < -2.0  # the untrained policy does not pass by accident

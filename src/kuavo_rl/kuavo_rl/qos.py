@@ -13,5 +13,8 @@ LATEST_WEIGHTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliabilit
 INTERVENTION = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 # Every label counts (unlike a takeover, where only the newest matters): keep a few queued.
 EPISODE_LABEL = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# Status (and so heartbeats) of the learner and the actors: a few queued, reliable.
+# Status of the learner and the actors, published reliably (so any reader matches, e.g. `ros2 topic echo`).
 STATUS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# ... but read as a heartbeat best-effort: on a lossy link a reliable reader holds every later status
+# back until a lost one is repaired (seconds), which would look like a lost link; a late heartbeat is none.
+HEARTBEAT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -22,8 +22,9 @@ from kuavo_rl.nodes.guard import Guard
 from kuavo_rl.progress import ProgressLine
 from kuavo_rl.protocol import LABEL_NAMES, StepObservation
 
-# After finishing, the actor stays this long so that its last status (finished) reaches the learner.
-FINISH_ANNOUNCE_S = 0.5
+# After finishing, the actor stays this long, repeating its last status (finished) every
+# FINISH_REPEAT_S, so that the learner hears it over a lossy link (it reads statuses best-effort).
+FINISH_ANNOUNCE_S, FINISH_REPEAT_S = 0.5, 0.1
 
 
 class ActorNode(Node):
@@ -46,7 +47,7 @@ class ActorNode(Node):
         # Not signed-only: an e-stop from anyone is obeyed; on_intervention checks the rest.
         self.guard.subscribe(Intervention, topics.INTERVENTION, self.on_intervention, qos.INTERVENTION, signed=False)
         self.guard.subscribe(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, qos.EPISODE_LABEL)
-        self.guard.subscribe(LearnerStatus, topics.LEARNER_STATUS, self.on_learner_status, qos.STATUS)
+        self.guard.subscribe(LearnerStatus, topics.LEARNER_STATUS, self.on_learner_status, qos.HEARTBEAT)
         self.create_timer(0.02, self.tick)
         self.create_timer(self.cfg.actor.status_period_s, self.report_status)
         self.progress = ProgressLine(self.cfg.run.total_env_steps, f"actor {self.actor_id}",
@@ -54,6 +55,7 @@ class ActorNode(Node):
         self.waiting: StepObservation | None = None  # an observation held while the learner catches up
         self.answered: dict[tuple[int, int], ActionCommand] = {}
         self.finished_at: float | None = None
+        self.announced_at = 0.0
         self.done = False
         self.started = time.monotonic()
         self.get_logger().info(f"actor {self.actor_id} (process {self.core.incarnation}): backend "
@@ -123,11 +125,12 @@ class ActorNode(Node):
         if self.core.finished and self.core.all_received and self.finished_at is None:
             self.get_logger().info(f"finished: {self.core.env_steps} env steps, final evaluation returns "
                                    f"{[round(r, 3) for r in self.core.stats.final_eval_returns]}")
-            self.finished_at = time.monotonic()
+            self.finished_at = self.announced_at = time.monotonic()
             self.report_status()
-        if self.finished_at is not None and time.monotonic() - self.finished_at >= FINISH_ANNOUNCE_S:
-            self.report_status()
-            self.done = True
+        if self.finished_at is not None and time.monotonic() - self.announced_at >= FINISH_REPEAT_S:
+            self.publish_status()
+            self.announced_at = time.monotonic()
+            self.done = self.announced_at - self.finished_at >= FINISH_ANNOUNCE_S
 
     def report_status(self) -> None:
         """The actor's status (the learner's heartbeat from it), a lost learner link, the progress line."""
@@ -136,14 +139,18 @@ class ActorNode(Node):
             behaviour = "holding" if self.cfg.actor.on_learner_lost == "hold" else "acting on with the current policy"
             self.get_logger().warning(f"{lost.describe('the learner')}; {behaviour}, every batch kept until the "
                                       f"learner has persisted it")
-        status = core.status()
-        self.status_pub.publish(self.guard.sign(actor_status_to_msg(ActorStatus(), status,
-                                                                    self.get_clock().now().to_msg())))
+        status = self.publish_status()
         self.progress.update(min(status.env_steps, self.cfg.run.total_env_steps),
                              f"episodes {status.episodes} policy v{status.policy_version} unpersisted "
                              f"{status.unpersisted_transitions} transitions ({status.unpersisted_batches} batches) "
                              f"learner {core.learner_link.describe()}" + (" | paused" if status.waiting_for_learner
                                                                           else ""))
+
+    def publish_status(self):
+        status = self.core.status()
+        self.status_pub.publish(self.guard.sign(actor_status_to_msg(ActorStatus(), status,
+                                                                    self.get_clock().now().to_msg())))
+        return status
 
     def close(self) -> None:
         """Write the actor's summary (counts, final evaluation returns) into the run directory."""

@@ -58,7 +58,7 @@ class LearnerNode(Node):
         self.ack_pub = self.create_publisher(BatchAck, topics.TRANSITIONS_ACK, qos.ACKS)
         self.status_pub = self.create_publisher(LearnerStatus, topics.LEARNER_STATUS, qos.STATUS)
         self.guard.subscribe(TransitionBatch, topics.TRANSITIONS, self.inbox_put, qos.TRANSITIONS)
-        self.guard.subscribe(ActorStatus, topics.ACTOR_STATUS, self.on_actor_status, qos.STATUS)
+        self.guard.subscribe(ActorStatus, topics.ACTOR_STATUS, self.on_actor_status, qos.HEARTBEAT)
         # The actors' links: heard from in the ROS thread, checked and reported in the training thread.
         self.links = PeerLinks(self.cfg.learner.actor_timeout_s)
         self.links_lock = threading.Lock()
