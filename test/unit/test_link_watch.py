@@ -58,6 +58,8 @@ def test_the_learner_tracks_each_actor_and_knows_when_all_have_finished():
     assert links.describe() == "link actor0 LOST for 6 s"  # only what needs attention
     links.heard("actor0", status("actor0", finished=True))  # a restarted or returning actor's latest status
     assert links.all_finished() and links.lost() == []
+    clock.now += 60
+    assert links.check() == []  # finished actors exit: their silence is no lost link
 
 
 def test_the_actor_acts_on_or_holds_while_the_learner_is_lost_and_keeps_its_batches():

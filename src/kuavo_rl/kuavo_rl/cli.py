@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,8 +12,8 @@ import yaml
 from kuavo_rl.config import VR_SOURCES, ConfigError, load_config
 from kuavo_rl.diagnostics.cli import add_subcommands
 from kuavo_rl.envs import ENVS, env_spec
-from kuavo_rl.launch_plan import (SIDES, default_config_path, discovery_environment, needs_simulator_node, side_overrides,
-                                  vr_overrides)
+from kuavo_rl.launch_plan import (SIDES, default_config_path, discovery_environment, needs_simulator_node,
+                                  side_overrides, vr_overrides)
 from kuavo_rl.reward import RewardShaper, lint_config
 
 
@@ -74,7 +75,6 @@ def cmd_train(args) -> int:
 
 def describe_network(side: str) -> str:
     """What the other side must match: the domain id and a discovery range that reaches it."""
-    import os
     return (f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0 (unset)')}, "
             f"ROS_AUTOMATIC_DISCOVERY_RANGE={discovery_environment(side)['ROS_AUTOMATIC_DISCOVERY_RANGE']}")
 

@@ -344,8 +344,8 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
     _require(env.timing in ("lockstep", "realtime"), f"env.timing must be lockstep or realtime, got '{env.timing}'")
     _require(env.episode_steps >= 1 and env.rate_hz > 0, "env.episode_steps and env.rate_hz must be positive")
     _positive(cfg, "env.republish_period_s", "learner.checkpoint_period_s", "learner.status_period_s",
-              "actor.resend_after_s", "actor.intervention_timeout_s", "actor.status_period_s", "actor.learner_timeout_s",
-              "learner.actor_timeout_s", "vr.rate_hz", "vr.stale_timeout_s",
+              "actor.resend_after_s", "actor.intervention_timeout_s", "actor.status_period_s",
+              "actor.learner_timeout_s", "learner.actor_timeout_s", "vr.rate_hz", "vr.stale_timeout_s",
               "vr.retry_period_s", "vr.reset_hold_s", "vr.workspace_half_extent_m")
     _require(bool(cfg.actor.actor_id.strip()), "actor.actor_id must not be empty")
     _require(cfg.actor.on_learner_lost in ("act", "hold"),

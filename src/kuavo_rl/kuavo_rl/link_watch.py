@@ -83,7 +83,9 @@ class PeerLinks:
         return watch.heard()
 
     def check(self) -> list[LinkEvent]:
-        return [event for watch in self.watches.values() if (event := watch.check()) is not None]
+        """Newly lost links; an actor that said it finished is expected to fall silent."""
+        return [event for peer, watch in self.watches.items()
+                if not self.statuses[peer].finished and (event := watch.check()) is not None]
 
     def all_finished(self) -> bool:
         """Every actor heard from has finished (and the learner has received all its batches)."""
