@@ -68,7 +68,14 @@ def remove_stale_namespaces() -> None:
     for name in listed_namespaces():
         match = re.fullmatch(rf"{PREFIX}(\d+)[rw]", name)
         if match and not Path(f"/proc/{match.group(1)}").exists():
-            _ip("netns", "del", name, check=False)
+            delete_namespace(name)
+
+
+def delete_namespace(name: str) -> None:
+    """Kill what still runs in it (e.g. a node in its own session that outlived its group), delete it."""
+    for pid in _ip("netns", "pids", name, check=False).stdout.split():
+        _kill(int(pid), signal.SIGKILL)
+    _ip("netns", "del", name, check=False)
 
 
 @dataclass
@@ -169,7 +176,14 @@ class TwoHosts:
                 _signal_group(process, signal.SIGKILL)
                 process.wait()
         for host in self.hosts:
-            _ip("netns", "del", host.netns, check=False)
+            delete_namespace(host.netns)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:

@@ -178,3 +178,35 @@ def test_sigint_while_the_node_is_still_starting_exits_promptly(tmp_path, ros_do
     code, output = finish(probe, EXIT_LIMIT_S)
     assert code == 0, f"exit code {code} (None: still running after {EXIT_LIMIT_S} s):\n{output}"
     assert "closing" not in output  # no node yet, nothing to close
+
+
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does to a job it starts in the background
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint_inherited_ignored", "sigterm"])
+def test_kuavo_rl_train_stops_its_nodes_on_a_signal_and_leaves_none_behind(signum, tmp_path, ros_domain):
+    """The supervisor's nodes run in their own sessions (out of reach of the terminal's Ctrl-C), so
+    `kuavo-rl train` must stop them itself: on Ctrl-C even when started in the background (SIGINT
+    inherited ignored), and on SIGTERM. It says so and exits 1; every node has closed (the learner
+    wrote its checkpoint) and none is left running."""
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "kuavo_rl.cli", "train", "--config", str(CONFIG), "--run-dir", str(run_dir),
+               "--set", "env.action_dim=2", "--set", "run.total_env_steps=100000", "--set", "run.progress_line=false"]
+    train = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=ignore_sigint)
+    try:
+        actor_log = run_dir / "logs" / "actor.log"
+        wait_for(lambda: actor_log.exists() and "actor actor0" in actor_log.read_text(), 120, "the actor to start")
+        time.sleep(2.0)
+        train.send_signal(signum)
+        output, _ = train.communicate(timeout=60)
+    finally:
+        if train.poll() is None:
+            train.kill()
+    assert train.returncode == 1, output[-3000:]
+    assert "interrupted before the actor finished" in output
+    assert "learner stopped at" in (run_dir / "logs" / "learner.log").read_text()
+    assert (run_dir / "checkpoints" / "latest.pt").exists()
+    left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout.split()
+    assert not left, f"nodes left running: {left}"

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,7 +67,7 @@ def test_training_across_two_machines_learns_like_one(hosts):
     assert_every_transition_once(run)
 
 
-CUT_S = 12.0  # longer than actor.resend_after_s (2 s) and both link timeouts (5 s)
+CUT_S = 10.0  # longer than actor.resend_after_s (2 s) and both link timeouts (5 s)
 
 
 def test_link_cut_and_packet_loss_lose_nothing(hosts, record_property):
@@ -75,10 +76,10 @@ def test_link_cut_and_packet_loss_lose_nothing(hosts, record_property):
     loss; during the cut the actor keeps acting and keeping its batches; afterwards both sides say
     how long the link was lost, and the learner holds every transition exactly once."""
     # The robot's clock paces the env at no more than 80 steps/s on any machine, so the run outlasts
-    # the phases (at most about 2,800 steps) and then ends soon after.
+    # the phases (at most about 2,500 steps) and then ends soon after.
     overrides = ["env.action_dim=2", "env.target=0.5", "algo.backend=sb3_sac", "algo.learning_starts=200",
                  "env.timing=realtime", "env.rate_hz=80", "actor.sync_with_learner=false",
-                 "actor.eval_every_episodes=0", "actor.final_eval_episodes=0", "run.total_env_steps=3600",
+                 "actor.eval_every_episodes=0", "actor.final_eval_episodes=0", "run.total_env_steps=3200",
                  "learner.publish_weights_every_updates=20"]
     run = TwoMachineRun(hosts, overrides, status_probe=True)
     learner = lambda: run.statuses("learner")  # noqa: E731
@@ -159,10 +160,16 @@ def test_the_harness_leaves_no_namespace_behind(tmp_path):
         pytest.skip(f"two network namespaces cannot be made here: {reason}")
     hosts = TwoHosts(tmp_path / "first")
     sleeper = hosts.robot.run("sleep 600", tmp_path / "sleep.log")
+    detached_pid = tmp_path / "detached.pid"  # in a session of its own, as the nodes are: out of the group's reach
+    hosts.workstation.run(f"setsid sleep 600 & echo $! > {detached_pid}; wait", tmp_path / "detached.log")
+    wait_for(lambda: detached_pid.exists() and detached_pid.read_text().strip(), 10, "the detached sleeper")
     names = {host.netns for host in hosts.hosts}
     assert names <= listed_namespaces()
     hosts.close()
     assert sleeper.poll() is not None and not names & listed_namespaces()
+    stat = Path(f"/proc/{detached_pid.read_text().strip()}/stat")
+    gone = lambda: not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")  # noqa: E731 - or a zombie
+    wait_for(gone, 5, "the detached process to be killed")
     orphan = f"{PREFIX}4999999r"  # above any pid this kernel hands out
     subprocess.run(["ip", "netns", "add", orphan], check=True)
     try:

@@ -76,6 +76,48 @@ class PipelineFailed(RuntimeError):
     pass
 
 
+class StopOnSignal:
+    """SIGINT (Ctrl-C) and SIGTERM (kill, a service manager) stop the nodes cleanly: the first raises
+    KeyboardInterrupt in the waiting loop; later ones, while the nodes stop, are only reported. The
+    nodes run in their own sessions (out of reach of the terminal's Ctrl-C), so the supervisor must
+    never exit without stopping them. Set explicitly: a process started in the background by a
+    shell inherits SIGINT ignored."""
+
+    def __enter__(self):
+        self.fired = False
+        main = threading.current_thread() is threading.main_thread()
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in (signal.SIGINT, signal.SIGTERM)
+                         } if main else {}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.fired:
+            print(f"[kuavo-rl] signal {signum}: still stopping the nodes", file=sys.stderr)
+            return
+        self.fired = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _wait_for_run(nodes: dict[str, NodeProcess], final: str, timeout_s: float) -> str | None:
+    """Until the `final` node exits; the failure, if any: another node exited, the time ran out, or
+    the final node exited non-zero."""
+    deadline = time.monotonic() + timeout_s
+    while nodes[final].popen.poll() is None:
+        for name in [n for n in nodes if n != final]:
+            code = nodes[name].popen.poll()
+            if code is not None:
+                return f"{name} exited with code {code}; see {nodes[name].log_path}"
+        if time.monotonic() > deadline:
+            return f"timed out after {timeout_s:.0f} s"
+        time.sleep(0.2)
+    code = nodes[final].popen.returncode
+    return f"{final} exited with code {code}; see {nodes[final].log_path}" if code != 0 else None
+
+
 def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], timeout_s: float,
                  quiet: bool = False, vr: bool = False, simulator: bool = False, side: str = "all",
                  key_file: str = "") -> dict:
@@ -91,35 +133,24 @@ def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], t
     log_dir = run_dir / "logs"
     plan = plan_nodes(vr, simulator, side)
     final = "actor" if any(spec.role == "actor" for spec in plan) else "learner"  # its exit ends the run
-    nodes = {spec.role: start_node(spec.role, params, log_dir, echo=spec.role == final and not quiet, side=side)
-             for spec in plan}
-    deadline = time.monotonic() + timeout_s
+    nodes: dict[str, NodeProcess] = {}
     failure = None
-    try:
-        while nodes[final].popen.poll() is None:
-            for name in [n for n in nodes if n != final]:
-                code = nodes[name].popen.poll()
-                if code is not None:
-                    failure = f"{name} exited with code {code}; see {nodes[name].log_path}"
-                    break
-            if failure:
-                break
-            if time.monotonic() > deadline:
-                failure = f"timed out after {timeout_s:.0f} s"
-                break
-            time.sleep(0.2)
-        if failure is None and nodes[final].popen.returncode != 0:
-            failure = f"{final} exited with code {nodes[final].popen.returncode}; see {nodes[final].log_path}"
-    except KeyboardInterrupt:
-        if final != "learner":
-            raise
-        # The learner side's other end: Ctrl-C when it did not see the actors finish (the link was
-        # down at the end, say). The learner checkpoints on the way out; the run is still summarised.
-        print("[kuavo-rl] interrupted: stopping the learner (it saves a checkpoint first)", file=sys.stderr)
-    finally:
-        # Reverse start order: the actor first, the env bridge before the robot it drives (it hands the
-        # arms back through the robot's mode service), the learner last (its final checkpoint).
-        codes = {name: stop_node(nodes[name]) for name in reversed(list(nodes))}
+    with StopOnSignal():
+        try:
+            for spec in plan:
+                nodes[spec.role] = start_node(spec.role, params, log_dir, echo=spec.role == final and not quiet,
+                                              side=side)
+            failure = _wait_for_run(nodes, final, timeout_s)
+        except KeyboardInterrupt:
+            # The learner side's usual other end (it did not see the actors finish: the link was down
+            # at the end, say); the run is still summarised. Elsewhere, the run stops unfinished.
+            print("[kuavo-rl] interrupted: stopping the nodes (the learner saves a checkpoint first)",
+                  file=sys.stderr)
+            failure = None if final == "learner" else "interrupted before the actor finished"
+        finally:
+            # Reverse start order: the actor first, the env bridge before the robot it drives (it hands the
+            # arms back through the robot's mode service), the learner last (its final checkpoint).
+            codes = {name: stop_node(nodes[name]) for name in reversed(list(nodes))}
     if failure:
         tail = "".join(nodes[failure.split()[0]].lines[-20:]) if failure.split()[0] in nodes else ""
         raise PipelineFailed(f"{failure}\n{tail}")
