@@ -70,7 +70,7 @@ def test_training_across_two_machines_learns_like_one(hosts):
 CUT_S = 10.0  # longer than actor.resend_after_s (2 s) and both link timeouts (5 s)
 
 
-def test_link_cut_and_packet_loss_lose_nothing(hosts, record_property):
+def test_link_cut_and_packet_loss_lose_nothing(hosts, record_testsuite_property):
     """SB3 SAC with the actor free-running (no lockstep pause), through: a clean phase, 5% and 20%
     random packet loss each way, and a cut link restored after CUT_S. Weights keep swapping under
     loss; during the cut the actor keeps acting and keeping its batches; afterwards both sides say
@@ -102,7 +102,7 @@ def test_link_cut_and_packet_loss_lose_nothing(hosts, record_property):
 
     learner_statuses, actor_statuses = learner(), run.statuses("actor")
     throughput = {name: round(rate_between(learner_statuses, *span), 1) for name, span in phases.items()}
-    record_property("throughput_transitions_per_s", throughput)
+    record_testsuite_property("two_machines_throughput_transitions_per_s", json.dumps(throughput))  # junit XML
     print(f"learner throughput (training transitions/s): {throughput}")
     for name, span in phases.items():
         assert throughput[name] > 0, f"nothing reached the learner during {name}"
