@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
-from helpers.netns import TwoHosts, TwoMachineRun, rate_between, unavailable, versions_between  # noqa: E402
+from helpers.netns import (TwoHosts, TwoMachineRun, loss_phases, rate_between, unavailable,  # noqa: E402
+                           versions_between)
 from helpers.pipeline import wait_for  # noqa: E402
 
 
@@ -43,14 +44,9 @@ def main() -> int:
             run = TwoMachineRun(hosts, overrides, status_probe=True)
             learner = lambda: run.statuses("learner")  # noqa: E731
             wait_for(lambda: learner() and learner()[-1]["env_steps"] >= 400, 180, "the learner's first transitions")
-            phases = {}
-            for loss in [0, *args.loss]:
-                hosts.drop(loss) if loss else hosts.clear_drop()
-                start = time.monotonic()
-                time.sleep(args.phase_s)
-                phases[f"{loss}% loss"] = (start, time.monotonic())
-                print(f"phase {loss}% loss done", file=sys.stderr)
-            hosts.clear_drop()
+            print(f"{1 + len(args.loss)} phases of {args.phase_s:.0f} s, then a {args.cut_s:.0f} s cut",
+                  file=sys.stderr)
+            phases = loss_phases(hosts, [0, *args.loss], args.phase_s)
             hosts.cut()
             time.sleep(args.cut_s)
             hosts.restore()

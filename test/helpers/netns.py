@@ -89,10 +89,10 @@ class Host:
 
     def run(self, script: str, log_path: Path, env: dict | None = None) -> subprocess.Popen:
         """A bash script in this host's namespace and directory, in its own process group."""
-        log = log_path.open("w")
-        process = subprocess.Popen(["ip", "netns", "exec", self.netns, "bash", "-c", script], cwd=self.directory,
-                                   stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                   start_new_session=True)
+        with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen(["ip", "netns", "exec", self.netns, "bash", "-c", script],
+                                       cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **(env or {})}, start_new_session=True)
         self.processes.append(process)
         return process
 
@@ -150,10 +150,10 @@ class TwoHosts:
         run = lambda *args: subprocess.run(["ip", "netns", "exec", self.robot.netns, nft, *args],  # noqa: E731
                                            check=True, capture_output=True, text=True, timeout=20)
         run("add", "table", "inet", NFT_TABLE)
-        for chain, hook in (("in", "input"), ("out", "output")):
+        for chain, hook, interface in (("in", "input", "iifname"), ("out", "output", "oifname")):
             run("add", "chain", "inet", NFT_TABLE, chain, f"{{ type filter hook {hook} priority 0; }}")
-            run("add", "rule", "inet", NFT_TABLE, chain, "oifname" if hook == "output" else "iifname",
-                self.robot.device, "numgen", "random", "mod", "100", "<", str(percent), "drop")
+            run("add", "rule", "inet", NFT_TABLE, chain, interface, self.robot.device,
+                "numgen", "random", "mod", "100", "<", str(percent), "drop")
         self.loss_percent = percent
 
     def clear_drop(self) -> None:
@@ -167,13 +167,13 @@ class TwoHosts:
         """Stop every process started on either host (SIGINT, then SIGKILL), delete the namespaces."""
         processes = [p for host in self.hosts for p in host.processes if p.poll() is None]
         for process in processes:
-            _signal_group(process, signal.SIGINT)
+            signal_group(process, signal.SIGINT)
         deadline = time.monotonic() + 30.0
         for process in processes:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
+                signal_group(process, signal.SIGKILL)
                 process.wait()
         for host in self.hosts:
             delete_namespace(host.netns)
@@ -186,7 +186,8 @@ def _kill(pid: int, signum: int) -> None:
         pass
 
 
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
+def signal_group(process: subprocess.Popen, signum: int = signal.SIGINT) -> None:
+    """Signal the process group a Host.run started (SIGINT: what Ctrl-C in its terminal would send)."""
     try:
         os.killpg(process.pid, signum)
     except ProcessLookupError:
@@ -264,7 +265,7 @@ class TwoMachineRun:
             wait_for(lambda: process.poll() is not None, timeout_s, f"the {side} side to finish")
             assert process.returncode == 0, self.output(side)[-4000:]
         for probe in self.probes:
-            os.killpg(probe.pid, signal.SIGINT)
+            signal_group(probe)
             probe.wait(timeout=20)
 
     def status_file(self, host: str) -> Path:
@@ -295,3 +296,16 @@ def rate_between(statuses: list[dict], start: float, end: float) -> float:
 
 def versions_between(statuses: list[dict], start: float, end: float) -> set[int]:
     return {s["policy_version"] for s in statuses if start <= s["time"] <= end}
+
+
+def loss_phases(hosts: TwoHosts, percents: list[int], seconds: float) -> dict[str, tuple[float, float]]:
+    """One phase per loss percentage (0 = a clean link), `seconds` each; the link is clean afterwards.
+    Returns each phase's name ("clean", "5% loss", ...) and its monotonic start and end."""
+    phases = {}
+    for percent in percents:
+        hosts.drop(percent) if percent else hosts.clear_drop()
+        start = time.monotonic()
+        time.sleep(seconds)
+        phases[f"{percent}% loss" if percent else "clean"] = (start, time.monotonic())
+    hosts.clear_drop()
+    return phases

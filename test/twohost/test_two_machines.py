@@ -4,9 +4,7 @@ namespaces joined by a veth pair, started with the README's two-machine commands
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -15,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers.netns import (RUN, TwoHosts, TwoMachineRun, probe_script, rate_between, readme_domain_id, unavailable,
-                           versions_between)
+from helpers.netns import (RUN, TwoHosts, TwoMachineRun, loss_phases, probe_script, rate_between, readme_domain_id,
+                           signal_group, unavailable, versions_between)
 from helpers.pipeline import TWO_DIM, wait_for
 
 pytestmark = pytest.mark.slow  # separate ROS processes in two namespaces
@@ -84,14 +82,7 @@ def test_link_cut_and_packet_loss_lose_nothing(hosts, record_testsuite_property)
     run = TwoMachineRun(hosts, overrides, status_probe=True)
     learner = lambda: run.statuses("learner")  # noqa: E731
     wait_for(lambda: learner() and learner()[-1]["env_steps"] >= 400, 120, "the learner to receive 400 transitions")
-    phases = {}
-    for name, loss in (("clean", 0), ("5% loss", 5), ("20% loss", 20)):
-        if loss:
-            hosts.drop(loss)
-        start = time.monotonic()
-        time.sleep(6.0)
-        phases[name] = (start, time.monotonic())
-    hosts.clear_drop()
+    phases = loss_phases(hosts, [0, 5, 20], 6.0)
     actor_before_cut = run.statuses("actor")[-1]
     cut_at = time.monotonic()
     hosts.cut()
@@ -145,7 +136,7 @@ def test_discovery_stays_on_one_machine_unless_two_are_configured(hosts):
         stranger = hosts.workstation.run(probe_script(f"stranger {out} 5"), hosts.workstation.directory / "probe.log")
         stranger.wait(timeout=60)
         seen[discovery] = (json.loads(out.read_text())["topics"], "e-stop obeyed" in actor_log.read_text())
-        os.killpg(robot.pid, signal.SIGINT)
+        signal_group(robot)
         robot.wait(timeout=60)
     assert seen["default"] == ([], False), seen["default"]
     topics, estopped = seen["SUBNET"]

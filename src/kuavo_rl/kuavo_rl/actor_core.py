@@ -305,6 +305,11 @@ class ActorCore:
         return not self.pending_rows and all(e.received for e in self.unacked.values())
 
     @property
+    def all_delivered(self) -> bool:
+        """Every step and final evaluation done, and every batch received by the learner."""
+        return self.finished and self.all_received
+
+    @property
     def unpersisted_transitions(self) -> int:
         return sum(len(entry.batch.transition_sequences) for entry in self.unacked.values()) + len(self.pending_rows)
 
@@ -314,7 +319,7 @@ class ActorCore:
             self.actor_id, self.incarnation, self.learner_run_id or "", env_steps=self.run_env_steps,
             episodes=self.stats.episodes, policy_version=self.policy_version, unpersisted_batches=len(self.unacked),
             unpersisted_transitions=self.unpersisted_transitions, waiting_for_learner=self.waiting_for_learner(),
-            estopped=self.estopped, finished=self.finished and self.all_received, learner_link_lost=link.lost,
+            estopped=self.estopped, finished=self.all_delivered, learner_link_lost=link.lost,
             learner_silent_s=link.silent_s, link_outages=len(link.outages_s), last_outage_s=link.last_outage_s)
 
     @property

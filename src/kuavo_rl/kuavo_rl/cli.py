@@ -44,8 +44,11 @@ def cmd_train(args) -> int:
         print(f"[kuavo-rl] reward lint: {warning}", file=sys.stderr)
     mode = "in-process" if args.inprocess else "through the ROS 2 pipeline (env node, actor, learner over DDS)"
     if args.side != "all":
-        mode = f"the {args.side} side of a two-machine run ({describe_network(args.side)})"
-        if discovery_environment(args.side)["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST":
+        discovery = discovery_environment(args.side)["ROS_AUTOMATIC_DISCOVERY_RANGE"]
+        # What the other side must match: the domain id and a discovery range that reaches it.
+        mode = (f"the {args.side} side of a two-machine run (ROS_DOMAIN_ID="
+                f"{os.environ.get('ROS_DOMAIN_ID', '0 (unset)')}, ROS_AUTOMATIC_DISCOVERY_RANGE={discovery})")
+        if discovery == "LOCALHOST":
             print("[kuavo-rl] warning: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: the other machine cannot discover "
                   "this one; export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET on both", file=sys.stderr)
     print(f"[kuavo-rl] training {mode}; config {config_file or '(defaults)'}; run dir {run_dir}", file=sys.stderr)
@@ -71,12 +74,6 @@ def cmd_train(args) -> int:
     print(f"\n{result['paragraph']}\nLearning curve: {run_dir / 'learning_curve.png'}; "
           f"summary: {run_dir / 'summary.md'}; TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}")
     return 0
-
-
-def describe_network(side: str) -> str:
-    """What the other side must match: the domain id and a discovery range that reaches it."""
-    return (f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0 (unset)')}, "
-            f"ROS_AUTOMATIC_DISCOVERY_RANGE={discovery_environment(side)['ROS_AUTOMATIC_DISCOVERY_RANGE']}")
 
 
 def cmd_record(args) -> int:

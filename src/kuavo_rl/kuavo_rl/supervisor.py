@@ -46,12 +46,12 @@ class NodeProcess:
 
 
 def start_node(role: str, params_file: Path, log_dir: Path, echo: bool, env: dict | None = None,
-               extra_args: tuple[str, ...] = (), side: str = "all") -> NodeProcess:
+               extra_args: tuple[str, ...] = ()) -> NodeProcess:
     command = [sys.executable, "-u", "-m", NODES[role].module, "--ros-args", "--params-file", str(params_file),
                *extra_args]
     log_dir.mkdir(parents=True, exist_ok=True)
     popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env={**os.environ, **discovery_environment(side), **(env or {})}, start_new_session=True)
+                             env={**os.environ, **discovery_environment(), **(env or {})}, start_new_session=True)
     node = NodeProcess(role, popen, log_dir / f"{role}.log", echo)
     node.thread = threading.Thread(target=node.pump, daemon=True)
     node.thread.start()
@@ -139,7 +139,7 @@ def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], t
         try:
             for spec in plan:
                 nodes[spec.role] = start_node(spec.role, params, log_dir, echo=spec.role == final and not quiet,
-                                              side=side)
+                                              env=discovery_environment(side))
             failure = _wait_for_run(nodes, final, timeout_s)
         except KeyboardInterrupt:
             # The learner side's usual other end (it did not see the actors finish: the link was down

@@ -122,7 +122,7 @@ class ActorNode(Node):
                 self.batch_pub.publish(self.guard.sign(batch_to_msg(TransitionBatch(), batch)))
             except Exception as error:  # noqa: BLE001 - e.g. DDS history full on a long-lost link
                 self.get_logger().warning(f"could not send batch {batch.sequence} ({error}); it is kept and resent")
-        if self.core.finished and self.core.all_received and self.finished_at is None:
+        if self.core.all_delivered and self.finished_at is None:
             self.get_logger().info(f"finished: {self.core.env_steps} env steps, final evaluation returns "
                                    f"{[round(r, 3) for r in self.core.stats.final_eval_returns]}")
             self.finished_at = self.announced_at = time.monotonic()
