@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
-from helpers.netns import (TwoHosts, TwoMachineRun, loss_phases, rate_between, unavailable,  # noqa: E402
-                           versions_between)
+from helpers.netns import (TwoHosts, TwoMachineRun, longest_stall_s, loss_phases, rate_between,  # noqa: E402
+                           unavailable, versions_between)
 from helpers.pipeline import wait_for  # noqa: E402
 
 
@@ -59,10 +59,10 @@ def main() -> int:
         finally:
             hosts.close()
     print(f"\n| link ({args.backend}, toy 2-dim, actor free-running) | transitions/s at the learner | "
-          f"weights versions received |\n|---|---|---|")
+          f"longest stall (s) | weights versions received |\n|---|---|---|---|")
     for name, span in phases.items():
         rate, versions = rate_between(learner_statuses, *span), len(versions_between(actor_statuses, *span))
-        print(f"| {name} | {rate:.0f} | {versions} |")
+        print(f"| {name} | {rate:.0f} | {longest_stall_s(learner_statuses, *span):.1f} | {versions} |")
     restored = re.findall(r"link to the learner restored after ([\d.]+) s", robot_log)
     learner_restored = re.findall(r"link to actor actor0 restored after ([\d.]+) s", learner_log)
     stored = len(set(state["buffers"]["online"]["sequences"].tolist()))

@@ -17,4 +17,10 @@ source "$_kuavo_root/install/local_setup.bash"
 # Node executables and the kuavo-rl CLI (ament_python installs them under lib/<package>).
 export PATH="$_kuavo_root/install/kuavo_rl/lib/kuavo_rl:$_kuavo_root/install/kuavo_vr_teleop/lib/kuavo_vr_teleop:$PATH"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+# Reliable writers repair lost samples within 0.1 s instead of Fast DDS's 3 s (config/dds/*.xml);
+# a profile file of your own is kept. Fast DDS 2 (Humble, Jazzy) reads the other variable and tag names.
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_kuavo_root/config/dds/fastdds.xml}"
+case "${ROS_DISTRO:-}" in
+  humble|jazzy) export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_kuavo_root/config/dds/fastrtps.xml}" ;;
+esac
 unset _kuavo_root

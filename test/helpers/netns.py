@@ -294,6 +294,19 @@ def rate_between(statuses: list[dict], start: float, end: float) -> float:
     return (inside[-1]["env_steps"] - inside[0]["env_steps"]) / (inside[-1]["time"] - inside[0]["time"])
 
 
+def longest_stall_s(statuses: list[dict], start: float, end: float) -> float:
+    """The longest time between two statuses in which the learner received no new transition (a lost
+    sample holds back every later one on a reliable topic until it is repaired)."""
+    inside = [s for s in statuses if start <= s["time"] <= end]
+    if len(inside) < 2:
+        return end - start
+    longest, since = 0.0, inside[0]
+    for status in inside[1:]:
+        if status["env_steps"] != since["env_steps"]:
+            longest, since = max(longest, status["time"] - since["time"]), status
+    return max(longest, inside[-1]["time"] - since["time"])
+
+
 def versions_between(statuses: list[dict], start: float, end: float) -> set[int]:
     return {s["policy_version"] for s in statuses if start <= s["time"] <= end}
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers.netns import (RUN, TwoHosts, TwoMachineRun, loss_phases, probe_script, rate_between, readme_domain_id,
-                           signal_group, unavailable, versions_between)
+from helpers.netns import (RUN, TwoHosts, TwoMachineRun, longest_stall_s, loss_phases, probe_script, rate_between,
+                           readme_domain_id, signal_group, unavailable, versions_between)
 from helpers.pipeline import TWO_DIM, wait_for
 
 pytestmark = pytest.mark.slow  # separate ROS processes in two namespaces
@@ -93,8 +93,10 @@ def test_link_cut_and_packet_loss_lose_nothing(hosts, record_testsuite_property)
 
     learner_statuses, actor_statuses = learner(), run.statuses("actor")
     throughput = {name: round(rate_between(learner_statuses, *span), 1) for name, span in phases.items()}
+    stalls = {name: round(longest_stall_s(learner_statuses, *span), 1) for name, span in phases.items()}
     record_testsuite_property("two_machines_throughput_transitions_per_s", json.dumps(throughput))  # junit XML
-    print(f"learner throughput (training transitions/s): {throughput}")
+    record_testsuite_property("two_machines_longest_stall_s", json.dumps(stalls))
+    print(f"learner throughput (training transitions/s): {throughput}; longest stall (s): {stalls}")
     for name, span in phases.items():
         assert throughput[name] > 0, f"nothing reached the learner during {name}"
         assert len(versions_between(actor_statuses, *span)) >= 2, f"no new weights reached the actor during {name}"
