@@ -286,9 +286,13 @@ class TwoMachineRun:
         return yaml.safe_load((self.hosts.robot.directory / RUN / "actor_summary.yaml").read_text())
 
 
+def _between(statuses: list[dict], start: float, end: float) -> list[dict]:
+    return [s for s in statuses if start <= s["time"] <= end]
+
+
 def rate_between(statuses: list[dict], start: float, end: float) -> float:
     """Training transitions per second the learner received between two monotonic times."""
-    inside = [s for s in statuses if start <= s["time"] <= end]
+    inside = _between(statuses, start, end)
     if len(inside) < 2:
         return 0.0
     return (inside[-1]["env_steps"] - inside[0]["env_steps"]) / (inside[-1]["time"] - inside[0]["time"])
@@ -297,7 +301,7 @@ def rate_between(statuses: list[dict], start: float, end: float) -> float:
 def longest_stall_s(statuses: list[dict], start: float, end: float) -> float:
     """The longest time between two statuses in which the learner received no new transition (a lost
     sample holds back every later one on a reliable topic until it is repaired)."""
-    inside = [s for s in statuses if start <= s["time"] <= end]
+    inside = _between(statuses, start, end)
     if len(inside) < 2:
         return end - start
     longest, since = 0.0, inside[0]
@@ -308,7 +312,7 @@ def longest_stall_s(statuses: list[dict], start: float, end: float) -> float:
 
 
 def versions_between(statuses: list[dict], start: float, end: float) -> set[int]:
-    return {s["policy_version"] for s in statuses if start <= s["time"] <= end}
+    return {s["policy_version"] for s in _between(statuses, start, end)}
 
 
 def loss_phases(hosts: TwoHosts, percents: list[int], seconds: float) -> dict[str, tuple[float, float]]:

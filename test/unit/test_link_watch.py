@@ -44,6 +44,10 @@ def status(actor_id: str, finished: bool = False) -> ActorStatusInfo:
     return ActorStatusInfo(actor_id, "abc", finished=finished)
 
 
+def lost(links: PeerLinks) -> list[str]:
+    return [peer for peer, watch in links.watches.items() if watch.lost]
+
+
 def test_the_learner_tracks_each_actor_and_knows_when_all_have_finished():
     clock = Clock()
     links = PeerLinks(5.0, clock)
@@ -54,10 +58,10 @@ def test_the_learner_tracks_each_actor_and_knows_when_all_have_finished():
     clock.now += 3
     links.heard("actor1", status("actor1", finished=True))
     clock.now += 3
-    assert [e.peer for e in links.check()] == ["actor0"] and links.lost() == ["actor0"]
+    assert [e.peer for e in links.check()] == ["actor0"] and lost(links) == ["actor0"]
     assert links.describe() == "link actor0 LOST for 6 s"  # only what needs attention
     links.heard("actor0", status("actor0", finished=True))  # a restarted or returning actor's latest status
-    assert links.all_finished() and links.lost() == []
+    assert links.all_finished() and lost(links) == []
     clock.now += 60
     assert links.check() == []  # finished actors exit: their silence is no lost link
 

@@ -6,6 +6,7 @@ Typed arrays cross as `array.array` built from raw bytes (no per-element Python 
 from __future__ import annotations
 
 import array
+import dataclasses
 
 import numpy as np
 
@@ -150,13 +151,9 @@ def label_from_msg(msg, authenticated: bool = True) -> EpisodeLabelInput:
 
 
 # ---- link health -------------------------------------------------------------------------------
-ACTOR_STATUS_FIELDS = {"actor_id": "actor_id", "actor_incarnation": "incarnation", "learner_run_id": "learner_run_id",
-                       "env_steps": "env_steps", "episodes": "episodes", "policy_version": "policy_version",
-                       "unpersisted_batches": "unpersisted_batches",
-                       "unpersisted_transitions": "unpersisted_transitions",
-                       "waiting_for_learner": "waiting_for_learner", "estopped": "estopped", "finished": "finished",
-                       "learner_link_lost": "learner_link_lost", "learner_silent_s": "learner_silent_s",
-                       "link_outages": "link_outages", "last_outage_s": "last_outage_s"}  # message -> dataclass
+# message field -> ActorStatusInfo field: the same names, but for the incarnation (as in TransitionBatch)
+ACTOR_STATUS_FIELDS = {("actor_incarnation" if f.name == "incarnation" else f.name): f.name
+                       for f in dataclasses.fields(ActorStatusInfo)}
 
 
 def actor_status_to_msg(msg, status: ActorStatusInfo, stamp=None):

@@ -91,9 +91,6 @@ class PeerLinks:
         """Every actor heard from has finished (and the learner has received all its batches)."""
         return bool(self.statuses) and all(status.finished for status in self.statuses.values())
 
-    def lost(self) -> list[str]:
-        return [peer for peer, watch in self.watches.items() if watch.lost]
-
     def describe(self) -> str:
         """For the progress line: only what needs attention (lost links, past outages)."""
         return "; ".join(f"link {peer} {watch.describe()}" for peer, watch in sorted(self.watches.items())

@@ -133,13 +133,14 @@ def run_pipeline(run_dir: Path, config_file: str | None, overrides: list[str], t
     log_dir = run_dir / "logs"
     plan = plan_nodes(vr, simulator, side)
     final = "actor" if any(spec.role == "actor" for spec in plan) else "learner"  # its exit ends the run
+    discovery = discovery_environment(side)
     nodes: dict[str, NodeProcess] = {}
     failure = None
     with StopOnSignal():
         try:
             for spec in plan:
                 nodes[spec.role] = start_node(spec.role, params, log_dir, echo=spec.role == final and not quiet,
-                                              env=discovery_environment(side))
+                                              env=discovery)
             failure = _wait_for_run(nodes, final, timeout_s)
         except KeyboardInterrupt:
             # The learner side's usual other end (it did not see the actors finish: the link was down
