@@ -23,22 +23,46 @@ pip_install() {
     exit 1
   fi
 }
+# The interpreter: KUAVO_PYTHON when set; with a full ROS 2 install, the Python its rclpy was built
+# for (the python3.X of its lib/python3.X); else python3.11 (the most tested), 3.12, 3.10, python3.
+choose_python() {
+  if [ -n "${KUAVO_PYTHON:-}" ]; then
+    command -v "$KUAVO_PYTHON" || { log "KUAVO_PYTHON=$KUAVO_PYTHON is not an interpreter on this machine"; exit 1; }
+    return
+  fi
+  local candidates=(python3.11 python3.12 python3.10 python3) ros_lib
+  if [ "$ROS_MODE" != wheels ]; then
+    for ros_lib in "$ROS_MODE"/lib/python3.*/; do candidates=("$(basename "$ros_lib")" python3); break; done
+  fi
+  for p in "${candidates[@]}"; do command -v "$p" && return; done
+  log "no python3 found; install Python 3.10, 3.11 or 3.12, or set KUAVO_PYTHON"; exit 1
+}
+PY="$(choose_python)"
+PY_VERSION="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+LOCK="requirements/python-$PY_VERSION.txt"
+if [ ! -f "$LOCK" ]; then
+  supported="$(cd requirements && ls python-3.*.txt | sed 's/python-\(.*\)\.txt/\1/' | paste -sd ' ')"
+  log "Python $PY_VERSION ($PY) is not supported: the locked requirements exist for $supported."
+  log "Set KUAVO_PYTHON to one of those interpreters (with a full ROS 2 install, the one its rclpy uses)."
+  exit 1
+fi
+
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
-REQS=(requirements/python.txt scripts/setup.sh scripts/fix_ros_wheel_cmake.py)
+REQS=("$LOCK" scripts/setup.sh scripts/fix_ros_wheel_cmake.py)
 [ "$ROS_MODE" = wheels ] && REQS+=(requirements/ros-wheels.txt)
-PIP_STAMP="$ROS_MODE $(hash_of "${REQS[@]}")"
+PIP_STAMP="$ROS_MODE $PY_VERSION $(hash_of "${REQS[@]}")"
 
 if [ ! -f "$VENV/kuavo_pip_stamp" ] || [ "$(cat "$VENV/kuavo_pip_stamp")" != "$PIP_STAMP" ]; then
   t0=$SECONDS
-  PY="${KUAVO_PYTHON:-$(command -v python3.11 || command -v python3)}"
-  log "creating the venv ($("$PY" --version), ROS: $ROS_MODE); this takes a few minutes the first time"
-  if [ "$ROS_MODE" = wheels ]; then
-    "$PY" -m venv "$VENV"
-  else
-    # rclpy and the message packages come from the full install's Python path.
-    "$PY" -m venv --system-site-packages "$VENV"
-  fi
-  pip_install -r requirements/python.txt
+  log "creating the venv ($("$PY" --version) at $PY, ROS: $ROS_MODE); this takes a few minutes the first time"
+  venv_args=()
+  # rclpy and the message packages of a full install come from its Python path.
+  [ "$ROS_MODE" != wheels ] && venv_args+=(--system-site-packages)
+  # Another Python's packages cannot be reused: start the venv again.
+  [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$PY_VERSION" ] \
+    && venv_args+=(--clear)
+  "$PY" -m venv "${venv_args[@]}" "$VENV"
+  pip_install -r "$LOCK"
   pip_install --no-deps -r requirements/no-deps.txt  # lerobot pins torch<2.11; its SAC runs on the pinned 2.14
   if [ "$ROS_MODE" = wheels ]; then
     pip_install -r requirements/ros-wheels.txt
@@ -46,7 +70,7 @@ if [ ! -f "$VENV/kuavo_pip_stamp" ] || [ "$(cat "$VENV/kuavo_pip_stamp")" != "$P
   fi
   "$VENV/bin/python" -c "import torch, stable_baselines3, gymnasium, xr, lerobot.policies.sac.modeling_sac" \
     || { log "package check failed; see the pip output above"; exit 1; }
-  "$VENV/bin/python" -c "import rclpy" || { log "rclpy does not import"; exit 1; }
+  "$VENV/bin/python" -c "import rclpy" || { log "rclpy does not import with $PY (ROS: $ROS_MODE)"; exit 1; }
   echo "$ROS_MODE" > "$VENV/kuavo_ros_mode"
   echo "$PIP_STAMP" > "$VENV/kuavo_pip_stamp"
   rm -f "$ROOT/install/kuavo_build_stamp"
