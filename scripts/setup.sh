@@ -23,13 +23,15 @@ pip_install() {
     exit 1
   fi
 }
-# The interpreter: KUAVO_PYTHON when set; with a full ROS 2 install, the Python its rclpy was built
-# for (the python3.X of its lib/python3.X); else python3.11 (the most tested), 3.12, 3.10, python3.
+# The interpreter: KUAVO_PYTHON when set; else the one the venv was made with; with a full ROS 2
+# install, the Python its rclpy was built for (python3.X of its lib/python3.X); else python3.11
+# (the most tested), 3.12, 3.10, python3.
 choose_python() {
   if [ -n "${KUAVO_PYTHON:-}" ]; then
     command -v "$KUAVO_PYTHON" || { log "KUAVO_PYTHON=$KUAVO_PYTHON is not an interpreter on this machine"; exit 1; }
     return
   fi
+  "$VENV/bin/python" -c 'import sys; print(sys._base_executable)' 2>/dev/null && return
   local candidates=(python3.11 python3.12 python3.10 python3) ros_lib
   if [ "$ROS_MODE" != wheels ]; then
     for ros_lib in "$ROS_MODE"/lib/python3.*/; do candidates=("$(basename "$ros_lib")" python3); break; done
