@@ -19,7 +19,13 @@ import tempfile
 from pathlib import Path
 
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements"
-UNAVAILABLE = re.compile(r"No matching distribution found for ([A-Za-z0-9_.\-]+)(==\S+)?")
+# pip's two ways of saying a requirement has no release for this Python
+UNAVAILABLE = (re.compile(r"No matching distribution found for ([A-Za-z0-9_.\-]+)"),
+               re.compile(r"Package '([A-Za-z0-9_.\-]+)' requires a different Python"))
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def read_pins(path: Path) -> list[str]:
@@ -41,17 +47,17 @@ def resolve(python: Path, pins: list[str], report: Path) -> list[str]:
         completed = dry_run(python, pins, report)
         if completed.returncode == 0:
             return pins
-        missing = UNAVAILABLE.search(completed.stderr)
+        missing = next(filter(None, (pattern.search(completed.stderr) for pattern in UNAVAILABLE)), None)
         if missing is None:
             sys.exit(f"pip could not resolve the requirements:\n{completed.stderr[-3000:]}")
-        name, pinned = missing.group(1), missing.group(2)
-        key = name.lower()
+        name = canonical(missing.group(1))
+        pinned = [pin for pin in pins if canonical(pin.split("==")[0]) == name and "==" in pin]
         if pinned:
-            print(f"  {name}{pinned}: no release for this Python; letting the resolver choose")
-            pins = [name if pin.split("==")[0].lower() == key else pin for pin in pins]
+            print(f"  {pinned[0]}: no release for this Python; letting the resolver choose")
+            pins = [pin.split("==")[0] if pin in pinned else pin for pin in pins]
         else:
             print(f"  {name}: no release at all for this Python; dropped")
-            pins = [pin for pin in pins if pin.split("==")[0].lower() != key]
+            pins = [pin for pin in pins if canonical(pin) != name]
 
 
 def main() -> None:

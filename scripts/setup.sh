@@ -23,20 +23,20 @@ pip_install() {
     exit 1
   fi
 }
-# The interpreter: KUAVO_PYTHON when set; else the one the venv was made with; with a full ROS 2
-# install, the Python its rclpy was built for (python3.X of its lib/python3.X); else python3.11
-# (the most tested), 3.12, 3.10, python3.
+# The interpreter: KUAVO_PYTHON when set; with a full ROS 2 install, the Python its rclpy was built
+# for (python3.X of its lib/python3.X); else the one the venv was made with; else python3.11 (the
+# most tested), 3.12, 3.10, python3.
 choose_python() {
   if [ -n "${KUAVO_PYTHON:-}" ]; then
     command -v "$KUAVO_PYTHON" || { log "KUAVO_PYTHON=$KUAVO_PYTHON is not an interpreter on this machine"; exit 1; }
     return
   fi
-  "$VENV/bin/python" -c 'import sys; print(sys._base_executable)' 2>/dev/null && return
-  local candidates=(python3.11 python3.12 python3.10 python3) ros_lib
+  local ros_lib candidate
   if [ "$ROS_MODE" != wheels ]; then
-    for ros_lib in "$ROS_MODE"/lib/python3.*/; do candidates=("$(basename "$ros_lib")" python3); break; done
+    for ros_lib in "$ROS_MODE"/lib/python3.*/; do command -v "$(basename "$ros_lib")" && return; done
   fi
-  for p in "${candidates[@]}"; do command -v "$p" && return; done
+  "$VENV/bin/python" -c 'import sys; print(sys._base_executable)' 2>/dev/null && return
+  for candidate in python3.11 python3.12 python3.10 python3; do command -v "$candidate" && return; done
   log "no python3 found; install Python 3.10, 3.11 or 3.12, or set KUAVO_PYTHON"; exit 1
 }
 PY="$(choose_python)"

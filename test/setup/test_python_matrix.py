@@ -113,6 +113,10 @@ def test_set_up_from_nothing_then_dds_messages_and_a_short_training(version, che
                                    "import sys; print('%d.%d' % sys.version_info[:2])"],
                                   capture_output=True, text=True, check=True).stdout.strip()
     assert venv_version == version
+    # From here on as a user's next command: no KUAVO_PYTHON, the venv's own Python is kept (a
+    # fallback to the default Python would rebuild the venv and fail the version check below).
+    del checkout.env["KUAVO_PYTHON"]
+    stamp = (checkout.root / ".venv" / "kuavo_pip_stamp").read_text()
 
     # Every message type between two processes, with the copy's own pytest and conftest.
     messages = checkout.run("test", "test/ros/test_msgs_dds.py", "-q", "-p", "no:cacheprovider",
@@ -130,3 +134,4 @@ def test_set_up_from_nothing_then_dds_messages_and_a_short_training(version, che
     assert result["mode"] == "pipeline" and result["env_steps"] == 600
     assert result["updates"] > 0
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (checkout.root / ".venv" / "kuavo_pip_stamp").read_text() == stamp
