@@ -39,8 +39,10 @@ choose_python() {
   for candidate in python3.11 python3.12 python3.10 python3; do command -v "$candidate" && return; done
   log "no python3 found; install Python 3.10, 3.11 or 3.12, or set KUAVO_PYTHON"; exit 1
 }
+python_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
 PY="$(choose_python)"
-PY_VERSION="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+PY_VERSION="$(python_version "$PY" || true)"
+[ -n "$PY_VERSION" ] || { log "$PY does not run as a Python interpreter"; exit 1; }
 LOCK="requirements/python-$PY_VERSION.txt"
 if [ ! -f "$LOCK" ]; then
   supported="$(cd requirements && ls python-3.*.txt | sed 's/python-\(.*\)\.txt/\1/' | paste -sd ' ')"
@@ -60,9 +62,11 @@ if [ ! -f "$VENV/kuavo_pip_stamp" ] || [ "$(cat "$VENV/kuavo_pip_stamp")" != "$P
   venv_args=()
   # rclpy and the message packages of a full install come from its Python path.
   [ "$ROS_MODE" != wheels ] && venv_args+=(--system-site-packages)
-  # Another Python's packages cannot be reused: start the venv again.
-  [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$PY_VERSION" ] \
-    && venv_args+=(--clear)
+  # Another Python's packages and built messages cannot be reused: start the venv and the build again.
+  if [ -x "$VENV/bin/python" ] && [ "$(python_version "$VENV/bin/python")" != "$PY_VERSION" ]; then
+    venv_args+=(--clear)
+    rm -rf "$ROOT/build" "$ROOT/install"
+  fi
   "$PY" -m venv "${venv_args[@]}" "$VENV"
   pip_install -r "$LOCK"
   pip_install --no-deps -r requirements/no-deps.txt  # lerobot pins torch<2.11; its SAC runs on the pinned 2.14

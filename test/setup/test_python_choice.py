@@ -47,3 +47,9 @@ def test_a_python_that_does_not_exist_is_named(tmp_path):
     completed = set_up_with(str(tmp_path / "python3.10"))
     assert completed.returncode == 1
     assert f"KUAVO_PYTHON={tmp_path / 'python3.10'} is not an interpreter" in completed.stderr
+
+
+def test_a_program_that_is_not_python_is_named(tmp_path):
+    completed = set_up_with("/bin/false")
+    assert completed.returncode == 1
+    assert "/bin/false does not run as a Python interpreter" in completed.stderr
