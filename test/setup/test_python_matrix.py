@@ -12,6 +12,7 @@ import glob
 import os
 import random
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -87,12 +88,12 @@ def checkouts(tmp_path_factory):
         setup_log = root.parent / "setup.log"
         with setup_log.open("w") as log:
             setup = subprocess.Popen([str(root / "kuavo"), "setup"], cwd=root, env=env, stdout=log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, start_new_session=True)  # pip and colcon: one group
         started[version] = Checkout(root, env, setup, setup_log, time.monotonic())
     yield started
     for checkout in filter(None, started.values()):
         if checkout.setup.poll() is None:
-            checkout.setup.kill()
+            os.killpg(checkout.setup.pid, signal.SIGKILL)
             checkout.setup.wait()
         shutil.rmtree(checkout.root.parent, ignore_errors=True)  # the venv alone is about 6 GB
 
