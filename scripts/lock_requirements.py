@@ -79,8 +79,8 @@ def main() -> None:
         if completed.returncode != 0:
             sys.exit(f"the ROS wheels or no-deps packages have no release for Python {version}:\n"
                      f"{completed.stderr[-2000:]}")
-    pins = sorted((item["metadata"]["name"], item["metadata"]["version"]) for item in installs)
-    pins.sort(key=lambda pin: pin[0].lower())
+    pins = sorted(((item["metadata"]["name"], item["metadata"]["version"]) for item in installs),
+                  key=lambda pin: pin[0].lower())
     target = REQUIREMENTS / f"python-{version}.txt"
     target.write_text("".join(f"{name}=={release}\n" for name, release in pins))
     print(f"wrote {target} ({len(pins)} packages)")

@@ -5,7 +5,7 @@ import os
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from helpers.pipeline import REPO
 
 
 def fake_python(folder: Path, version: str) -> Path:

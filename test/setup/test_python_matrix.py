@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.pipeline import REPO
+
 pytestmark = pytest.mark.slow  # minutes of pip and colcon
 
-REPO = Path(__file__).resolve().parents[2]
 OTHER_PYTHONS = ("3.10", "3.12")
 SETUP_TIMEOUT_S = 1500.0
 # What a user's shell has before it sources anything of ours: the parent's venv, ROS paths and
