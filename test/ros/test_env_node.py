@@ -16,8 +16,14 @@ from kuavo_rl.protocol import ActionDecision
 pytestmark = pytest.mark.slow  # separate ROS processes over DDS
 
 
-def drive_env_node(tmp_path, context, overrides, seconds: float, answer=True):
-    """Answer every observation with a zero action for `seconds`; return (receive time, msg) pairs."""
+def loaded_libraries(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as maps:
+        return {line.split()[-1].rsplit("/", 1)[-1] for line in maps if "/" in line}
+
+
+def drive_env_node(tmp_path, context, overrides, seconds: float, answer=True, libraries=None):
+    """Answer every observation with a zero action for `seconds`; return (receive time, msg) pairs.
+    `libraries` (a set) gets the shared libraries the env node has loaded once it serves."""
     from kuavo_rl.supervisor import stop_node
     env = start_toy_node("env", tmp_path, overrides)
     node, executor = probe_node(context, "mini_actor")
@@ -35,6 +41,8 @@ def drive_env_node(tmp_path, context, overrides, seconds: float, answer=True):
     node.create_subscription(msgs.EnvObservation, topics.OBSERVATION, on_observation, qos.STEP)
     try:
         wait_for(lambda: executor.spin_once(timeout_sec=0.05) or received, 60, "the first observation", poll_s=0)
+        if libraries is not None:
+            libraries |= loaded_libraries(env.popen.pid)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.01)
@@ -56,6 +64,11 @@ def test_realtime_env_steps_on_its_own_clock(tmp_path, rclpy_context):
 
 
 def test_env_does_not_step_without_an_answer_and_resends(tmp_path, rclpy_context):
-    received = drive_env_node(tmp_path, rclpy_context, ["env.action_dim=2"], seconds=2.5, answer=False)
+    libraries = set()
+    received = drive_env_node(tmp_path, rclpy_context, ["env.action_dim=2"], seconds=2.5, answer=False,
+                              libraries=libraries)
     assert len(received) >= 2  # the unanswered observation is resent (1 s period)
+    # The env node serves without torch (about 1 GB and seconds of start-up less than the other nodes).
+    assert any(name.startswith("librcl") for name in libraries), sorted(libraries)[:20]
+    assert not any(name.startswith(("libtorch", "libc10")) for name in libraries)
     assert {(m.episode_id, m.step_index) for _, m in received} == {(0, 0)}

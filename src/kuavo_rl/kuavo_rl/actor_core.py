@@ -329,7 +329,8 @@ class ActorCore:
 
     def waiting_for_learner(self) -> bool:
         """Lockstep runs pause while the learner is far behind the configured update-to-data ratio,
-        so a pipeline run trains like the in-process one whatever the machine's speed. A warm-started
+        so a pipeline run trains like the in-process one whatever the machine's speed; the final
+        evaluation waits for the weights of the learner's last update, as in-process. A warm-started
         actor waits for the pre-trained policy before its first action; with actor.on_learner_lost: hold,
         the actor waits while the learner's link is lost."""
         if self.warm_started and self.policy_version == 0:
@@ -342,6 +343,8 @@ class ActorCore:
         owed = updates_owed(algo, self.run_env_steps)
         if owed == 0:
             return False
+        behind, every = owed - self.learner_updates, self.cfg.learner.publish_weights_every_updates
+        if self.final_eval_left:  # the learner publishes every `every` updates: the last ones are < every behind
+            return behind >= every
         per_batch = self.cfg.actor.batch_transitions * algo.utd_ratio
-        lag_limit = 2 * (self.cfg.learner.publish_weights_every_updates + per_batch)
-        return owed - self.learner_updates > lag_limit
+        return behind > 2 * (every + per_batch)

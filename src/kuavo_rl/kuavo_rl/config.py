@@ -103,7 +103,9 @@ class LearnerConfig:
     # Two machines (kuavo-rl train --side learner, learner.launch.py set it): end, with a checkpoint, once
     # every actor that fed this learner has said it finished (all its batches received).
     stop_when_actors_finish: bool = False
-    torch_threads: int = 1
+    # Torch threads of the learner (and of the in-process trainer): 0 = auto, the cores left after one each
+    # for the env and the actor (1 on a 2- or 3-core machine). More threads than free cores stall updates.
+    torch_threads: int = 0
     # Bounded inputs: a larger batch is refused (one batch must not flush the online buffer), and
     # so is any observation, action or reward term beyond this magnitude (it would blow up the critic).
     max_batch_transitions: int = 10_000
@@ -118,6 +120,7 @@ class ActorConfig:
     final_eval_episodes: int = 2
     sync_with_learner: bool = True  # lockstep only: pause when the learner falls behind (reproducible UTD)
     actor_id: str = "actor0"  # names this actor's batches to the learner; unique per actor
+    torch_threads: int = 1  # one step's forward pass is too small to gain from more; they only burn CPU
     resend_after_s: float = 2.0  # resend a batch the learner has not acknowledged as received after this long
     status_period_s: float = 1.0  # publish the actor's status (the learner's heartbeat from this actor) this often
     learner_timeout_s: float = 5.0  # no status from the learner for this long: the link is lost
@@ -350,7 +353,8 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
     _require(bool(cfg.actor.actor_id.strip()), "actor.actor_id must not be empty")
     _require(cfg.actor.on_learner_lost in ("act", "hold"),
              f"actor.on_learner_lost must be act or hold, got '{cfg.actor.on_learner_lost}'")
-    _require(cfg.learner.torch_threads >= 1, "learner.torch_threads must be >= 1")
+    _require(cfg.learner.torch_threads >= 0, "learner.torch_threads must be >= 0 (0 = auto)")
+    _require(cfg.actor.torch_threads >= 1, "actor.torch_threads must be >= 1")
     vr = cfg.vr
     _require(vr.source in VR_SOURCES, f"vr.source must be one of {', '.join(VR_SOURCES)}, got '{vr.source}'")
     _require(vr.source != "replay" or bool(vr.replay_file), "vr.source replay needs vr.replay_file")

@@ -10,8 +10,6 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from kuavo_rl.actor_core import ActorCore
 from kuavo_rl.algos import make_actor_policy
 from kuavo_rl.config import ExperimentConfig
@@ -20,6 +18,7 @@ from kuavo_rl.envs import env_spec, make_env
 from kuavo_rl.learner_core import LearnerCore
 from kuavo_rl.learner_loop import LearnerLoop
 from kuavo_rl.protocol import Acks
+from kuavo_rl.threads import learner_threads, set_torch_threads
 
 
 def _deliver(actor: ActorCore, run_id: str, acks: list[Acks]) -> None:
@@ -37,7 +36,7 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
                     after_step: Callable[[LearnerLoop, ActorCore], None] | None = None) -> LearnerCore:
     """Train to cfg.run.total_env_steps plus the final evaluation episodes; logs into run_dir.
     `after_step(loop, actor)` runs after every env step (benchmarks evaluate the current policy)."""
-    torch.set_num_threads(cfg.learner.torch_threads)
+    set_torch_threads(learner_threads(cfg.learner.torch_threads))
     spec = env_spec(cfg.env)
     stepper = EnvStepper(make_env(cfg.env, seed=cfg.run.seed), seed=cfg.run.seed)  # the env node's stepping code
     loop = LearnerLoop(cfg, spec, run_dir, persist=False, progress_label="train in-process", quiet=quiet)
@@ -58,7 +57,7 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
             for batch in batches:
                 loop.receive(batch, acks)
             _deliver(actor, run_id, [acks, *loop.checkpoint()[1]])
-        while loop.train(max_updates=1):  # one at a time: weights may be due after any update
+        while loop.train():  # it stops where weights are due
             _publish_due_weights(loop, actor, cfg.algo.backend, run_id)
         loop.report_progress(force=finished)
         if after_step is not None:

@@ -168,12 +168,16 @@ class LearnerLoop:
                 f"bc loss {losses[0]:.4f} -> {losses[-1]:.4f}")
 
     def train(self, max_updates: int | None = None) -> int:
-        """Run the updates owed at the configured update-to-data ratio (at most `max_updates`)."""
+        """Run the updates owed at the configured update-to-data ratio (at most `max_updates`); returns how many.
+        Stops after an update that makes new weights due, for the caller to publish them: so the pipeline's
+        learner and the in-process trainer publish at the same update counts, and their actors act alike."""
         due = self.core.updates_due()
         count = due if max_updates is None else min(due, max_updates)
-        for _ in range(count):
+        for done in range(1, count + 1):
             metrics = self.core.train_step()
             self.log.update(self.core.updates, self.core.env_steps, metrics, self.core.last_batch_offline_share)
+            if self.core.weights_due():
+                return done
         return count
 
     def checkpoint_due(self) -> bool:
@@ -203,14 +207,16 @@ class LearnerLoop:
         return (updates - last_updates) / max(now - last_time, 1e-9)
 
     def report_progress(self, update_rate: float | None = None, force: bool = False, extra: str = "") -> str | None:
-        """The periodic status line; `update_rate` defaults to the average since the start; `extra`
-        is appended (e.g. the actors' link health)."""
+        """The periodic status line; `update_rate` defaults to the rate since the previous line (the learner's
+        real rate now, not an average diluted by the warm-up); `extra` is appended (e.g. the actors' link health)."""
+        if not self.progress.due(force):
+            return None
         core, last = self.core, self.last_episode
         if update_rate is None:
-            update_rate = core.updates / max(self.clock() - self.progress.started, 1e-9)
+            update_rate = self.recent_update_rate()
         return self.progress.update(
             min(core.env_steps, self.cfg.run.total_env_steps),
-            f"updates {core.updates} ({update_rate:.1f}/s) return {last['return']:.2f} eval {last['eval']:.2f} "
+            f"updates {core.updates} ({update_rate:.1f}/s now) return {last['return']:.2f} eval {last['eval']:.2f} "
             f"buffers {len(core.buffers.online)}/{len(core.buffers.offline)} "
             f"takeovers {core.intervention_transitions} (last episode {100 * last['intervention_rate']:.0f}%)"
             + (f" | {extra}" if extra else ""), force=force)

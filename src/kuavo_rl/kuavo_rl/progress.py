@@ -19,9 +19,13 @@ class ProgressLine:
         self.started = clock()
         self._last_print = -float("inf")
 
+    def due(self, force: bool = False) -> bool:
+        """The next update prints (forced, or period_s since the last line)."""
+        return force or self.clock() - self._last_print >= self.period_s
+
     def update(self, done: int, extra: str = "", force: bool = False) -> str | None:
         now = self.clock()
-        if not (force or now - self._last_print >= self.period_s):
+        if not self.due(force):
             return None
         self._last_print = now
         elapsed = now - self.started

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from kuavo_rl.progress import ProgressLine, format_duration
+from kuavo_rl.threads import CPU_SHARE_ENV, pool_worker_share
 
 
 @dataclass
@@ -29,9 +30,10 @@ def pool_size(jobs: int | None, n_tasks: int) -> int:
     return max(1, min(jobs or os.cpu_count() or 1, n_tasks or 1))
 
 
-def _worker_init() -> None:
+def _worker_init(share: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
+    os.environ[CPU_SHARE_ENV] = str(share)  # what learner.torch_threads: 0 (auto) divides among the run's processes
 
 
 def _call(item: tuple[Callable, int, Any]) -> tuple[int, Any, str | None]:
@@ -48,7 +50,8 @@ def run_in_pool(func: Callable[[Any], Any], tasks: Sequence[Any], jobs: int | No
     """Run func(task) for every task, each in a fresh spawned process (maxtasksperchild=1), `jobs` at a time,
     in the given order of submission. func and the tasks must be picklable (func at module level).
 
-    Workers start with OMP_NUM_THREADS and MKL_NUM_THREADS 1 unless already set. A task that raises does not
+    Workers start with OMP_NUM_THREADS and MKL_NUM_THREADS 1 unless already set, and with their share of
+    the cores (KUAVO_RL_CPU_SHARE: the cores divided among the `jobs` runs). A task that raises does not
     stop the others: its outcome carries the traceback. on_done(outcome) runs in the parent as each task
     finishes and returns the text shown after the progress line. The progress line (done/total, rate, ETA)
     is printed on every finished task and every `period_s` seconds in between; with `costs` (an estimate per
@@ -72,7 +75,8 @@ def run_in_pool(func: Callable[[Any], Any], tasks: Sequence[Any], jobs: int | No
         return f"{estimate} | {last}" if last else estimate
 
     outcomes: list[TaskOutcome] = []
-    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init, maxtasksperchild=1)
+    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(pool_worker_share(jobs),),
+                                                      maxtasksperchild=1)
     try:
         results = pool.imap_unordered(_call, [(func, i, task) for i, task in enumerate(tasks)])
         last = ""

@@ -28,6 +28,7 @@ from kuavo_rl.learner_core import EpisodeRecord
 from kuavo_rl.progress import ProgressLine
 from kuavo_rl.reward import RewardShaper
 from kuavo_rl.run_log import RunLog
+from kuavo_rl.threads import learner_threads, set_torch_threads
 
 
 class ShapedRewardWrapper(gym.Wrapper):
@@ -84,7 +85,7 @@ def train_ppo(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
 
-    torch.set_num_threads(cfg.learner.torch_threads)
+    set_torch_threads(learner_threads(cfg.learner.torch_threads))
     total = cfg.run.total_env_steps
     seed = cfg.run.seed
     env = make_shaped_env(cfg, seed=seed)

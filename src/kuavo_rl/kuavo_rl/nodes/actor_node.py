@@ -21,6 +21,7 @@ from kuavo_rl.nodes.common import load_node_config, run_node
 from kuavo_rl.nodes.guard import Guard
 from kuavo_rl.progress import ProgressLine
 from kuavo_rl.protocol import LABEL_NAMES, StepObservation
+from kuavo_rl.threads import set_torch_threads
 
 # After finishing, the actor stays this long, repeating its last status (finished) every
 # FINISH_REPEAT_S, so that the learner hears it over a lossy link (it reads statuses best-effort).
@@ -34,6 +35,7 @@ class ActorNode(Node):
         self.actor_id = self.cfg.actor.actor_id
         self.summary_file = Path(self.cfg.run.run_dir) / "actor_summary.yaml"
         obs_dim, act_dim, terms = env_spec(self.cfg.env)
+        set_torch_threads(self.cfg.actor.torch_threads)
         policy = make_actor_policy(self.cfg.algo, obs_dim, act_dim, self.cfg.run.seed + 7)
         self.core = ActorCore(self.cfg, obs_dim, act_dim, terms, policy, self.actor_id)
         self.guard = Guard(self, self.cfg, f"actor-{self.actor_id}")

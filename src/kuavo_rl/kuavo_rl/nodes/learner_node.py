@@ -25,6 +25,7 @@ from kuavo_rl.link_watch import PeerLinks
 from kuavo_rl.nodes.common import load_node_config, run_node
 from kuavo_rl.nodes.guard import Guard
 from kuavo_rl.protocol import Acks
+from kuavo_rl.threads import learner_threads, set_torch_threads
 
 # The learner's exit code when training stopped on a non-finite loss or parameter (or a bug):
 # distinct from a configuration error (2), so a supervisor can tell them apart.
@@ -38,7 +39,7 @@ class LearnerNode(Node):
     def __init__(self):
         super().__init__("kuavo_learner")
         self.cfg = load_node_config(self)
-        torch.set_num_threads(self.cfg.learner.torch_threads)
+        self.torch_threads = set_torch_threads(learner_threads(self.cfg.learner.torch_threads))
         self.run_id = uuid.uuid4().hex[:12]
         self.loop = LearnerLoop(self.cfg, env_spec(self.cfg.env), self.cfg.run.run_dir)
         if self.cfg.learner.resume and (restored := self.loop.resume()):
@@ -47,7 +48,8 @@ class LearnerNode(Node):
         for warning in core.config_warnings:
             self.get_logger().warning(f"reward lint: {warning}")
         self.get_logger().info(f"learner {self.run_id}: backend {self.cfg.algo.backend}, target entropy "
-                               f"{core.backend.target_entropy_rule}, run dir {self.cfg.run.run_dir}")
+                               f"{core.backend.target_entropy_rule}, {self.torch_threads} torch thread(s), "
+                               f"run dir {self.cfg.run.run_dir}")
         if demos := self.loop.demonstrations_summary():
             self.get_logger().info(demos)
         names = observation_names(self.cfg.env)
