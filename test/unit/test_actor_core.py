@@ -209,3 +209,24 @@ def test_a_refused_estop_reset_leaves_the_estop_latched():
     with pytest.raises(ValueError):
         actor.on_intervention(InterventionInput(True, np.full(5, np.nan, np.float32), 0.0, estop_reset=True))
     assert actor.estopped, "a refused message must change nothing"
+
+
+def test_the_final_evaluation_waits_for_the_weights_of_the_learners_last_update():
+    cfg = config_from_dict({**small_cfg().to_dict(), "learner": {"publish_weights_every_updates": 5}}, saved=True)
+    actor = make_actor(cfg)
+    learner = LearnerCore(cfg, 3, 2, TERMS)
+    for episode in range(3):
+        run_episode(actor, episode)
+    assert actor.final_eval_left is None and not actor.waiting_for_learner()  # 17 behind: within the lag allowed
+    run_episode(actor, 3)
+    owed = 20 - 4 + 1  # the learner publishes at updates 1, 6, 11, 16 of these 17
+    assert actor.final_eval_left == 2 and actor.waiting_for_learner()
+    for learner_step, waits in ((11, True), (16, False)):
+        version, data, checksum = learner.export_weights()
+        actor.on_weights(version, learner_step, "lerobot_sac", data, checksum, "run-a")
+        assert actor.waiting_for_learner() is waits and (owed - learner_step >= 5) is waits
+    unsynchronised = make_actor(config_from_dict({**cfg.to_dict(), "actor": {**cfg.to_dict()["actor"],
+                                                                             "sync_with_learner": False}}, saved=True))
+    for episode in range(4):
+        run_episode(unsynchronised, episode)
+    assert unsynchronised.final_eval_left == 2 and not unsynchronised.waiting_for_learner()

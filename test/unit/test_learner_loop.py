@@ -102,3 +102,21 @@ def test_resuming_with_another_reward_says_the_stored_data_is_relabelled(tmp_pat
     message = restarted.resume()
     assert "reward configuration changed" in message and "'scale': 2.0" in message
     restarted.close()
+
+
+def test_training_stops_where_weights_are_due_so_every_learner_publishes_at_the_same_updates(tmp_path):
+    cfg = small_cfg()
+    cfg.learner.publish_weights_every_updates = 3
+    loop = LearnerLoop(cfg, SPEC, tmp_path, persist=False, quiet=True)
+    actor = make_actor(cfg)
+    for episode in range(3):
+        run_episode(actor, episode)
+    for batch in actor.batches_to_send(resend_after_s=0.0):
+        loop.receive(batch, loop.new_acks(actor.actor_id, actor.incarnation))
+    assert loop.core.updates_due() == 15 - 4 + 1
+    published, chunks = [], []
+    while chunk := loop.train(max_updates=10):  # the learner node's chunks
+        chunks.append(chunk)
+        if loop.core.weights_due():
+            published.append(loop.core.export_weights()[0] and loop.core.updates)
+    assert published == [1, 4, 7, 10] and chunks == [1, 3, 3, 3, 2] and loop.core.updates == 12
