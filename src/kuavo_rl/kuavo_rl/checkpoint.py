@@ -155,7 +155,7 @@ def load_latest(directory: str | Path) -> dict | None:
             raise _unreadable(path, "not a complete zip archive (empty, truncated, or not written by save_checkpoint)")
         handle.seek(0)
         try:
-            payload = torch.load(handle, weights_only=True)
+            payload = torch.load(handle, weights_only=True, map_location="cpu")  # saved on any device
         except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, KeyError, ...
             reason = _loader_reason(exc)
             if "GLOBAL" in reason or "Unsupported class" in reason:

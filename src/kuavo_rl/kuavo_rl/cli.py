@@ -29,6 +29,9 @@ def cmd_train(args) -> int:
     if args.vr:
         overrides += vr_overrides(args.vr_source, args.vr_replay_file)
     cfg = load_config(config_file, overrides, pipeline=not args.inprocess)
+    if cfg.learner.device.startswith("cuda") and args.side != "robot":  # refused here, not by a node that has started
+        from kuavo_rl.algos.base import resolve_device
+        resolve_device(cfg.learner.device)
     if args.run_dir:
         run_dir = Path(args.run_dir)
     elif "run.run_dir" in cfg.explicit:

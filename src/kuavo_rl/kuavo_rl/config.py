@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,10 @@ class LearnerConfig:
     # Torch threads of the learner (and of the in-process trainer): 0 = auto, the cores left after one each
     # for the env and the actor (1 on a 2- or 3-core machine). More threads than free cores stall updates.
     torch_threads: int = 0
+    # Where the learner's networks and sampled batches live: auto (the first CUDA device if torch sees one,
+    # else cpu) | cpu | cuda | cuda:N. Buffers stay in host memory; weights are published from CPU copies;
+    # the actor always acts on the CPU.
+    device: str = "auto"
     # Bounded inputs: a larger batch is refused (one batch must not flush the online buffer), and
     # so is any observation, action or reward term beyond this magnitude (it would blow up the critic).
     max_batch_transitions: int = 10_000
@@ -355,6 +360,8 @@ def validate(cfg: ExperimentConfig, pipeline: bool = False) -> None:
              f"actor.on_learner_lost must be act or hold, got '{cfg.actor.on_learner_lost}'")
     _require(cfg.learner.torch_threads >= 0, "learner.torch_threads must be >= 0 (0 = auto)")
     _require(cfg.actor.torch_threads >= 1, "actor.torch_threads must be >= 1")
+    _require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.learner.device) is not None,
+             f"learner.device must be auto, cpu, cuda or cuda:N, got '{cfg.learner.device}'")
     vr = cfg.vr
     _require(vr.source in VR_SOURCES, f"vr.source must be one of {', '.join(VR_SOURCES)}, got '{vr.source}'")
     _require(vr.source != "replay" or bool(vr.replay_file), "vr.source replay needs vr.replay_file")

@@ -10,7 +10,7 @@ import torch
 
 from kuavo_rl.algos import make_backend
 from kuavo_rl.algos.base import (WEIGHTS_FORMAT, TrainBatch, bc_weight_at, encode_weights, parameters_finite,
-                                 updates_owed)
+                                 resolve_device, updates_owed)
 from kuavo_rl.algos.normalization import FITTED_MODES
 from kuavo_rl.buffer import RLPDBuffers
 from kuavo_rl.config import ExperimentConfig
@@ -118,7 +118,9 @@ class LearnerCore:
         self.shaper = RewardShaper(cfg.reward, self.reward_term_names)
         self.config_warnings = lint_config(cfg.reward, cfg.algo, action_dim, self.shaper)
         self.live_lint = LiveRewardLint(sac_backend=True)
-        self.backend = make_backend(cfg.algo, observation_dim, action_dim, self.seed, observation_bounds(cfg.env))
+        self.device = resolve_device(cfg.learner.device)
+        self.backend = make_backend(cfg.algo, observation_dim, action_dim, self.seed, observation_bounds(cfg.env),
+                                    self.device)
         algo = cfg.algo
         self.buffers = RLPDBuffers(algo.online_buffer_capacity, algo.offline_buffer_capacity,
                                    observation_dim, action_dim, len(self.reward_term_names), algo.offline_ratio)

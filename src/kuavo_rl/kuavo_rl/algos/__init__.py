@@ -32,11 +32,14 @@ def _implementation(backend: str) -> tuple[type[Backend], type[ActorPolicy]]:
 
 
 def make_backend(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int,
-                 observation_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> NormalizedBackend:
+                 observation_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+                 device: torch.device = torch.device("cpu")) -> NormalizedBackend:
+    """The learner side, its networks (and the observation normaliser) on `device`; initial weights drawn
+    on the CPU from `seed` whatever the device, so a run starts from the same networks everywhere."""
     backend_class, _ = _implementation(cfg.backend)
     torch.manual_seed(seed)
-    return NormalizedBackend(backend_class(cfg, obs_dim, act_dim, seed),
-                             _normalizer(cfg, obs_dim, observation_bounds))
+    return NormalizedBackend(backend_class(cfg, obs_dim, act_dim, seed, device=device),
+                             _normalizer(cfg, obs_dim, observation_bounds), device)
 
 
 def make_actor_policy(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int) -> NormalizedActorPolicy:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from kuavo_rl.config import ConfigError
 from kuavo_rl.protocol import TransitionArrays
 
 if TYPE_CHECKING:
@@ -37,6 +38,21 @@ class TrainBatch:
                           torch.from_numpy(rewards), torch.from_numpy(t.next_observations),
                           torch.from_numpy(t.terminated.astype(np.float32)),
                           None if offline is None else torch.from_numpy(offline), bc_weight)
+
+    def to(self, device: torch.device) -> "TrainBatch":
+        """The batch on `device`; from host memory to a GPU through pinned memory, without blocking."""
+        if self.observations.device == device:
+            return self
+
+        def move(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            if tensor is None:
+                return None
+            if device.type == "cuda" and tensor.device.type == "cpu":
+                tensor = tensor.pin_memory()
+            return tensor.to(device, non_blocking=True)
+
+        return TrainBatch(move(self.observations), move(self.actions), move(self.rewards),
+                          move(self.next_observations), move(self.terminated), move(self.offline), self.bc_weight)
 
     def offline_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(observations, actions) of the offline rows only: behaviour cloning never pairs an online
@@ -93,6 +109,21 @@ class ActorPolicy(ABC):
     @abstractmethod
     def act(self, observation: np.ndarray, deterministic: bool) -> np.ndarray:
         """(obs_dim,) -> (act_dim,) in [-1, 1]."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """learner.device -> a torch device this machine has; a ConfigError naming what is missing otherwise."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"learner.device {name}: torch sees no CUDA device here (torch {torch.__version__}, "
+                             f"CUDA build {torch.version.cuda or 'none'}); use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"learner.device {name}: there are {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    return device
 
 
 def updates_owed(algo: AlgoConfig, env_steps: int) -> int:

@@ -66,31 +66,35 @@ class ObservationNormalizer(torch.nn.Module):
 class NormalizedBackend(Backend):
     """A backend that trains on normalised observations; the normaliser is part of its weights."""
 
-    def __init__(self, inner: Backend, normalizer: ObservationNormalizer):
-        self.inner, self.normalizer = inner, normalizer
+    def __init__(self, inner: Backend, normalizer: ObservationNormalizer, device: torch.device = torch.device("cpu")):
+        self.inner, self.normalizer, self.device = inner, normalizer.to(device), device
         self.name = inner.name
         self.target_entropy, self.target_entropy_rule = inner.target_entropy, inner.target_entropy_rule
 
     def update(self, batch: TrainBatch) -> dict[str, float]:
+        batch = batch.to(self.device)
         with torch.no_grad():
             normalized = replace(batch, observations=self.normalizer(batch.observations),
                                  next_observations=self.normalizer(batch.next_observations))
         return self.inner.update(normalized)
 
     def critic_update(self, batch: TrainBatch) -> float:
+        batch = batch.to(self.device)
         with torch.no_grad():
             normalized = replace(batch, observations=self.normalizer(batch.observations),
                                  next_observations=self.normalizer(batch.next_observations))
         return self.inner.critic_update(normalized)
 
     def behaviour_cloning_update(self, observations: torch.Tensor, actions: torch.Tensor) -> float:
+        observations, actions = observations.to(self.device), actions.to(self.device)
         with torch.no_grad():
             normalized = self.normalizer(observations)
         return self.inner.behaviour_cloning_update(normalized, actions)
 
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
-        return {**{f"policy.{k}": v for k, v in self.inner.actor_state_dict().items()},
-                **{f"observation_normalizer.{k}": v for k, v in self.normalizer.state_dict().items()}}
+        """CPU copies (the actor acts on the CPU)."""
+        return {**{f"policy.{k}": v.detach().cpu() for k, v in self.inner.actor_state_dict().items()},
+                **{f"observation_normalizer.{k}": v.cpu() for k, v in self.normalizer.state_dict().items()}}
 
     def state_dict(self) -> dict:
         return {"inner": self.inner.state_dict(), "observation_normalizer": self.normalizer.state_dict()}

@@ -36,7 +36,7 @@ class _HandoverBuffer:
                                    b.terminated.unsqueeze(1), b.rewards.unsqueeze(1))
 
 
-def make_sb3_sac(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
+def make_sb3_sac(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int, device: torch.device | str = "cpu"):
     from stable_baselines3 import SAC
     from stable_baselines3.common.logger import Logger
 
@@ -49,7 +49,7 @@ def make_sb3_sac(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
         ent_coef=f"auto_{cfg.temperature_init}",
         target_entropy="auto" if cfg.target_entropy is None else cfg.target_entropy,
         policy_kwargs={"net_arch": list(cfg.hidden_dims), "n_critics": cfg.num_critics},
-        device="cpu", seed=seed, verbose=0,
+        device=device, seed=seed, verbose=0,
     )
     model.set_logger(Logger(folder=None, output_formats=[]))  # configure() would leave /tmp/SB3-* dirs
     return model
@@ -58,8 +58,9 @@ def make_sb3_sac(cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
 class SB3SACBackend(Backend):
     name = "sb3_sac"
 
-    def __init__(self, cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int):
-        self.model = make_sb3_sac(cfg, obs_dim, act_dim, seed)
+    def __init__(self, cfg: AlgoConfig, obs_dim: int, act_dim: int, seed: int,
+                 device: torch.device = torch.device("cpu")):
+        self.model = make_sb3_sac(cfg, obs_dim, act_dim, seed, device)
         self.handover = _HandoverBuffer()
         self.model.replay_buffer = self.handover
         self.target_entropy = float(self.model.target_entropy)

@@ -48,7 +48,7 @@ class LearnerNode(Node):
         for warning in core.config_warnings:
             self.get_logger().warning(f"reward lint: {warning}")
         self.get_logger().info(f"learner {self.run_id}: backend {self.cfg.algo.backend}, target entropy "
-                               f"{core.backend.target_entropy_rule}, {self.torch_threads} torch thread(s), "
+                               f"{core.backend.target_entropy_rule}, device {core.device}, {self.torch_threads} torch thread(s), "
                                f"run dir {self.cfg.run.run_dir}")
         if demos := self.loop.demonstrations_summary():
             self.get_logger().info(demos)
