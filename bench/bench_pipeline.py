@@ -35,17 +35,27 @@ def role_of(process: psutil.Process) -> str:
     return "cli"
 
 
+def ready_after(log: Path, launched: float) -> float:
+    """Seconds from launch to a node's first log line (written at the end of its start-up)."""
+    for line in log.read_text().splitlines():
+        if line.startswith("[INFO] ["):
+            return float(line.split("[")[2].split("]")[0]) - launched
+    return float("nan")
+
+
 def run_once(mode: str, run_dir: Path, config: str | None, overrides: list[str]) -> dict:
-    """One `kuavo-rl train` run; wall time from launch to exit, CPU seconds per process role."""
+    """One `kuavo-rl train` run: wall time from launch to exit; per process role its CPU seconds, its
+    peak resident memory and (pipeline nodes) the seconds from launch to the end of its start-up."""
     command = [sys.executable, "-m", "kuavo_rl.cli", "train", "--quiet", "--run-dir", str(run_dir)]
     command += ["--config", config] if config else []
     command += ["--inprocess"] if mode == "in-process" else []
     for override in overrides:
         command += ["--set", override]
-    started = time.monotonic()
+    started, launched = time.monotonic(), time.time()
     popen = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     root = psutil.Process(popen.pid)
     cpu: dict[int, tuple[str, float]] = {}
+    rss: dict[str, float] = {}
     while popen.poll() is None:
         try:
             processes = [root, *root.children(recursive=True)]
@@ -54,7 +64,9 @@ def run_once(mode: str, run_dir: Path, config: str | None, overrides: list[str])
         for process in processes:
             try:
                 times = process.cpu_times()
-                cpu[process.pid] = (cpu.get(process.pid, (None,))[0] or role_of(process), times.user + times.system)
+                role = cpu.get(process.pid, (None,))[0] or role_of(process)
+                cpu[process.pid] = (role, times.user + times.system)
+                rss[role] = max(rss.get(role, 0.0), process.memory_info().rss / 2**20)
             except psutil.Error:
                 pass
         time.sleep(0.2)
@@ -66,8 +78,9 @@ def run_once(mode: str, run_dir: Path, config: str | None, overrides: list[str])
     by_role: dict[str, float] = {}
     for role, seconds in cpu.values():
         by_role[role] = by_role.get(role, 0.0) + seconds
+    ready = {log.stem: ready_after(log, launched) for log in sorted((run_dir / "logs").glob("*.log"))}
     return {"mode": mode, "wall_s": wall, "updates": result["updates"], "env_steps": result["env_steps"],
-            "final_eval": result["final_eval_return"], "cpu_s": by_role}
+            "final_eval": result["final_eval_return"], "cpu_s": by_role, "rss_mb": rss, "ready_s": ready}
 
 
 def start_competitors(count: int) -> list[subprocess.Popen]:
@@ -96,8 +109,11 @@ def main() -> None:
                     pair[mode] = row
                     rows.append(row)
                     cpu = ", ".join(f"{role} {seconds:.1f}" for role, seconds in sorted(row["cpu_s"].items()))
+                    rss = ", ".join(f"{role} {mb:.0f}" for role, mb in sorted(row["rss_mb"].items()))
+                    ready = ", ".join(f"{role} {s:.1f}" for role, s in row["ready_s"].items())
                     print(f"repeat {repeat} {mode:<10} wall {row['wall_s']:6.1f} s  updates {row['updates']} env steps "
-                          f"{row['env_steps']}  final eval {row['final_eval']:.3f}  CPU s: {cpu}", flush=True)
+                          f"{row['env_steps']}  final eval {row['final_eval']:.3f}  CPU s: {cpu}  peak RSS MB: {rss}"
+                          + (f"  ready after s: {ready}" if ready else ""), flush=True)
                 ratios.append(pair["pipeline"]["wall_s"] / pair["in-process"]["wall_s"])
                 print(f"repeat {repeat} ratio pipeline / in-process: {ratios[-1]:.3f}", flush=True)
     finally:

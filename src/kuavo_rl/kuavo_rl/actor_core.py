@@ -145,14 +145,17 @@ class ActorCore:
         return self.learner_link.check()
 
     def _observe_learner_run(self, learner_run_id: str) -> bool:
-        """True when a learner restart is seen: whatever it had not persisted is gone, so resend it."""
+        """True when a learner restart is seen: whatever it had not persisted is gone, so resend it.
+        At first contact, what it has not received (sent before its subscription existed) is resent
+        at once rather than after actor.resend_after_s."""
         if not learner_run_id or learner_run_id == self.learner_run_id:
             return False
         restarted = self.learner_run_id is not None
         if restarted:
             log.warning("learner restarted (run %s -> %s): resending %d unpersisted batches",
                         self.learner_run_id, learner_run_id, len(self.unacked))
-            for entry in self.unacked.values():
+        for entry in self.unacked.values():
+            if restarted or not entry.received:
                 entry.received, entry.sent_at = False, -np.inf
         self.learner_run_id = learner_run_id
         return restarted

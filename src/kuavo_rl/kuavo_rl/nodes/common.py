@@ -24,6 +24,17 @@ def declare(node, name: str, default, description: str):
     return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
 
+def on_new_subscriber(callback):
+    """Publisher event callbacks calling `callback()` when a subscriber matches, for a publisher whose
+    last message a late subscriber needs now (not at the next periodic resend); None on distributions
+    without the matched event (Humble), where the periodic resend is what there is."""
+    try:
+        from rclpy.event_handler import PublisherEventCallbacks
+        return PublisherEventCallbacks(matched=lambda info: callback() if info.current_count_change > 0 else None)
+    except (ImportError, TypeError):
+        return None
+
+
 def load_node_config(node) -> ExperimentConfig:
     """Every node reads the same experiment YAML (config_file) plus `section.key=value` overrides."""
     path = declare(node, "config_file", "", "experiment YAML (config/*.yaml); empty = built-in defaults")

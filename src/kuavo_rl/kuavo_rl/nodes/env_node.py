@@ -24,7 +24,7 @@ from kuavo_rl.codec import action_from_msg, observation_to_msg
 from kuavo_rl.protocol import LABEL_NAMES, LABEL_NONE
 from kuavo_rl.env_core import EnvStepper, EnvUnavailable, HoldReport
 from kuavo_rl.envs import KUAVO_ENVS, make_env
-from kuavo_rl.nodes.common import load_node_config, run_node
+from kuavo_rl.nodes.common import load_node_config, on_new_subscriber, run_node
 from kuavo_rl.nodes.guard import Guard
 from kuavo_rl.protocol import ActionDecision
 
@@ -56,7 +56,8 @@ class EnvNode(Node):
         if self.fault:
             self.get_logger().warning(f"FAULT INJECTED: {self.fault} (pipeline-check negative control)")
         self.guard = Guard(self, self.cfg, "env")
-        self.pub = self.create_publisher(EnvObservation, topics.OBSERVATION, qos.STEP)
+        self.pub = self.create_publisher(EnvObservation, topics.OBSERVATION, qos.STEP,
+                                         event_callbacks=on_new_subscriber(self.republish_current))
         self.guard.subscribe(ActionCommand, topics.ACTION, self.on_action, qos.STEP)
         self.pending: ActionDecision | None = None
         self.late_actions = 0
@@ -66,7 +67,7 @@ class EnvNode(Node):
         self._published_at = self.get_clock().now()
         self.create_timer(RETRY_PERIOD_S, self.retry_held)
         self.retry_held()
-        self.create_timer(self.republish_s, self.republish_if_idle)
+        self.create_timer(self.republish_s / 2, self.republish_if_idle)  # so an idle period of republish_s is seen
         if hasattr(env, "confirm_reset"):  # a robot bridge: the operator confirms the scene before each episode
             self.create_service(ConfirmReset, topics.CONFIRM_RESET, self.on_confirm_reset)
         if self.realtime:
@@ -136,7 +137,12 @@ class EnvNode(Node):
 
     def republish_if_idle(self) -> None:
         idle = (self.get_clock().now() - self._published_at).nanoseconds * 1e-9
-        if idle >= self.republish_s and self.stepper.current is not None and self.held is None:
+        if idle >= self.republish_s:
+            self.republish_current()
+
+    def republish_current(self) -> None:
+        """The current observation again (unanswered, or for an actor that has just subscribed)."""
+        if self.stepper.current is not None and self.held is None:
             self.publish(self.stepper.current)
 
     def close(self) -> None:

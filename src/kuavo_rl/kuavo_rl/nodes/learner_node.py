@@ -41,6 +41,11 @@ class LearnerNode(Node):
         self.cfg = load_node_config(self)
         self.torch_threads = set_torch_threads(learner_threads(self.cfg.learner.torch_threads))
         self.run_id = uuid.uuid4().hex[:12]
+        # Subscribed before the seconds of building the learner (lerobot's import, the networks, a resume):
+        # the batches the actor sends meanwhile wait in the reader's history instead of being lost and resent.
+        self.guard = Guard(self, self.cfg, "learner")
+        self.inbox: queue.Queue = queue.Queue()
+        self.guard.subscribe(TransitionBatch, topics.TRANSITIONS, self.inbox_put, qos.TRANSITIONS)
         self.loop = LearnerLoop(self.cfg, env_spec(self.cfg.env), self.cfg.run.run_dir)
         if self.cfg.learner.resume and (restored := self.loop.resume()):
             self.get_logger().info(restored)
@@ -48,25 +53,22 @@ class LearnerNode(Node):
         for warning in core.config_warnings:
             self.get_logger().warning(f"reward lint: {warning}")
         self.get_logger().info(f"learner {self.run_id}: backend {self.cfg.algo.backend}, target entropy "
-                               f"{core.backend.target_entropy_rule}, device {core.device}, {self.torch_threads} torch thread(s), "
-                               f"run dir {self.cfg.run.run_dir}")
+                               f"{core.backend.target_entropy_rule}, device {core.device}, {self.torch_threads} "
+                               f"torch thread(s), run dir {self.cfg.run.run_dir}")
         if demos := self.loop.demonstrations_summary():
             self.get_logger().info(demos)
         names = observation_names(self.cfg.env)
         self.get_logger().info(f"observation ({len(names)}): {', '.join(names)}; in {self.loop.spaces_file}")
 
-        self.guard = Guard(self, self.cfg, "learner")
         self.weights_pub = self.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, qos.LATEST_WEIGHTS)
         self.ack_pub = self.create_publisher(BatchAck, topics.TRANSITIONS_ACK, qos.ACKS)
         self.status_pub = self.create_publisher(LearnerStatus, topics.LEARNER_STATUS, qos.STATUS)
-        self.guard.subscribe(TransitionBatch, topics.TRANSITIONS, self.inbox_put, qos.TRANSITIONS)
         self.guard.subscribe(ActorStatus, topics.ACTOR_STATUS, self.on_actor_status, qos.HEARTBEAT)
         # The actors' links: heard from in the ROS thread, checked and reported in the training thread.
         self.links = PeerLinks(self.cfg.learner.actor_timeout_s)
         self.links_lock = threading.Lock()
         self.create_service(SaveCheckpoint, topics.SAVE_CHECKPOINT, self.on_save_checkpoint)
 
-        self.inbox: queue.Queue = queue.Queue()
         self.checkpoint_requests: queue.Queue = queue.Queue()
         self.reported_warnings: set[str] = set()
         self.stop = threading.Event()
