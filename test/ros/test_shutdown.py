@@ -196,8 +196,9 @@ def test_kuavo_rl_train_stops_its_nodes_on_a_signal_and_leaves_none_behind(signu
     train = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              preexec_fn=ignore_sigint)
     try:
-        actor_log = run_dir / "logs" / "actor.log"
-        wait_for(lambda: actor_log.exists() and "actor actor0" in actor_log.read_text(), 120, "the actor to start")
+        for role, line in (("actor", "actor actor0"), ("learner", "kuavo_learner")):  # the learner starts last
+            log = run_dir / "logs" / f"{role}.log"
+            wait_for(lambda: log.exists() and line in log.read_text(), 120, f"the {role} to start")
         time.sleep(2.0)
         train.send_signal(signum)
         output, _ = train.communicate(timeout=60)
