@@ -24,12 +24,13 @@ import yaml
 MODES = ("pipeline", "in-process")
 
 
-def role_of(process: psutil.Process) -> str:
-    """learner | actor | env | ... for a node process, cli for the kuavo-rl command itself."""
+def role_of(process: psutil.Process) -> str | None:
+    """learner | actor | env | ... for a node process, cli for the kuavo-rl command itself, None when it
+    cannot be read (it just exited: its last sample stands)."""
     try:
         command = " ".join(process.cmdline())
     except psutil.Error:
-        return "?"
+        return None
     if "kuavo_rl.nodes." in command:
         return command.split("kuavo_rl.nodes.")[1].split()[0].removesuffix("_node")
     return "cli"
@@ -65,6 +66,8 @@ def run_once(mode: str, run_dir: Path, config: str | None, overrides: list[str])
             try:
                 times = process.cpu_times()
                 role = cpu.get(process.pid, (None,))[0] or role_of(process)
+                if role is None:
+                    continue
                 cpu[process.pid] = (role, times.user + times.system)
                 rss[role] = max(rss.get(role, 0.0), process.memory_info().rss / 2**20)
             except psutil.Error:

@@ -34,8 +34,8 @@ def test_lerobots_actor_weights_load_as_they_are_and_it_acts_identically(obs_dim
 
 
 def test_the_actor_acts_without_importing_lerobot():
-    code = ("import sys, numpy as np; from kuavo_rl.algos import make_actor_policy; from kuavo_rl.config import load_config; "
-            "policy = make_actor_policy(load_config(None).algo, 15, 14, 0); "
+    code = ("import sys, numpy as np; from kuavo_rl.algos import make_actor_policy; "
+            "from kuavo_rl.config import load_config; policy = make_actor_policy(load_config(None).algo, 15, 14, 0); "
             "a = policy.act(np.zeros(15, np.float32), deterministic=False); "
             "print(a.shape, sorted(m for m in ('lerobot', 'torchvision', 'datasets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

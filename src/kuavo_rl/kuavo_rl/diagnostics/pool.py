@@ -75,8 +75,8 @@ def run_in_pool(func: Callable[[Any], Any], tasks: Sequence[Any], jobs: int | No
         return f"{estimate} | {last}" if last else estimate
 
     outcomes: list[TaskOutcome] = []
-    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(pool_worker_share(jobs),),
-                                                      maxtasksperchild=1)
+    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init,
+                                                      initargs=(pool_worker_share(jobs),), maxtasksperchild=1)
     try:
         results = pool.imap_unordered(_call, [(func, i, task) for i, task in enumerate(tasks)])
         last = ""

@@ -81,7 +81,6 @@ def _run_episode(model, env: gym.Env, seed: int) -> tuple[float, float, int]:
 
 def train_ppo(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -> dict:
     """Train SB3 PPO for cfg.run.total_env_steps; returns {'env_steps', 'final_eval_returns'}."""
-    import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
 

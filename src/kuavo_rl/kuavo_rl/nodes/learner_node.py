@@ -11,7 +11,6 @@ import time
 import uuid
 
 import numpy as np
-import torch
 from rclpy.node import Node
 
 from kuavo_msgs.msg import ActorStatus, BatchAck, LearnerStatus, PolicyWeights, TransitionBatch
