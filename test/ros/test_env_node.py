@@ -72,3 +72,25 @@ def test_env_does_not_step_without_an_answer_and_resends(tmp_path, rclpy_context
     assert any(name.startswith("librcl") for name in libraries), sorted(libraries)[:20]
     assert not any(name.startswith(("libtorch", "libc10")) for name in libraries)
     assert {(m.episode_id, m.step_index) for _, m in received} == {(0, 0)}
+
+
+def test_an_actor_that_subscribes_late_gets_the_observation_at_once(tmp_path, rclpy_context):
+    """The env republishes its current observation when a subscriber matches, not only when idle for
+    env.republish_period_s (set here far longer than the test waits)."""
+    from kuavo_rl.supervisor import stop_node
+    env = start_toy_node("env", tmp_path, ["env.action_dim=2", "env.republish_period_s=60"])
+    node, executor = probe_node(context=rclpy_context, name="late_actor")
+    try:
+        first, late = [], []
+        node.create_subscription(msgs.EnvObservation, topics.OBSERVATION, first.append, qos.STEP)
+        wait_for(lambda: executor.spin_once(timeout_sec=0.05) or first, 60, "the first observation", poll_s=0)
+        time.sleep(1.0)
+        subscribed_at = time.monotonic()
+        node.create_subscription(msgs.EnvObservation, topics.OBSERVATION, late.append, qos.STEP)
+        wait_for(lambda: executor.spin_once(timeout_sec=0.05) or late, 10, "the observation for the late subscriber",
+                 poll_s=0)
+        assert time.monotonic() - subscribed_at < 5.0
+        assert (late[0].episode_id, late[0].step_index) == (first[0].episode_id, first[0].step_index)
+    finally:
+        node.destroy_node()
+        stop_node(env)
