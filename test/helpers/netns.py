@@ -163,12 +163,13 @@ class TwoHosts:
         self.loss_percent = 0
 
     # ---- teardown -------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Stop every process started on either host (SIGINT, then SIGKILL), delete the namespaces."""
+    def close(self, grace_s: float = 30.0) -> None:
+        """Stop every process started on either host (SIGINT, then SIGKILL after `grace_s`: time for the
+        nodes to save and close), delete the namespaces."""
         processes = [p for host in self.hosts for p in host.processes if p.poll() is None]
         for process in processes:
             signal_group(process, signal.SIGINT)
-        deadline = time.monotonic() + 30.0
+        deadline = time.monotonic() + grace_s
         for process in processes:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -158,7 +158,7 @@ def test_the_harness_leaves_no_namespace_behind(tmp_path):
     wait_for(lambda: detached_pid.exists() and detached_pid.read_text().strip(), 10, "the detached sleeper")
     names = {host.netns for host in hosts.hosts}
     assert names <= listed_namespaces()
-    hosts.close()
+    hosts.close(grace_s=2.0)  # the shell waiting on the detached sleeper outlives SIGINT: it is killed
     assert sleeper.poll() is not None and not names & listed_namespaces()
     stat = Path(f"/proc/{detached_pid.read_text().strip()}/stat")
     gone = lambda: not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")  # noqa: E731 - or a zombie
