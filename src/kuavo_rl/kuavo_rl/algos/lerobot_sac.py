@@ -232,8 +232,7 @@ class LerobotSACBackend(Backend):
         return F.mse_loss(torch.tanh(means), actions)
 
     def behaviour_cloning_update(self, observations: torch.Tensor, actions: torch.Tensor) -> float:
-        loss = self.bc_loss(observations.to(self.device, non_blocking=True),
-                            actions.to(self.device, non_blocking=True))
+        loss = self.bc_loss(observations, actions)  # which moves them to the device
         self._step("actor", loss, only_own_gradients=True)
         return loss.item()
 
