@@ -196,3 +196,121 @@ def test_pipeline_check_detects_a_sign_flipped_reward(check_dirs):
                        inprocess_dir=check_dirs / "inprocess", fault="reward_sign", quiet=True)
     assert result["verdict"] == "disagree", result["markdown"]
     assert os.environ.get("KUAVO_RL_FAULT") is None  # set only in the pipeline run processes
+
+
+# ---- the verdict engine on a user's own grid (fabricated run outputs: no training) ---------------
+def _fake_runs(sweep, root: Path, score_of) -> None:
+    """Write each run's config.yaml, episodes.csv and done.yaml as a finished run would, with evaluation
+    task scores rising linearly to score_of(cfg, seed) (random policy raw return -1, optimum 0)."""
+    from kuavo_rl.learner_core import EpisodeRecord
+    from kuavo_rl.run_log import RunLog
+    for spec in sweep.runs:
+        cfg, run_dir = spec.experiment(), spec.dir(root)
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+        log, final = RunLog(run_dir, tensorboard=False), score_of(cfg, spec.seed)
+        steps = cfg.run.total_env_steps
+        for k in range(5):
+            raw = -1.0 + final * k / 4  # task score = raw + 1
+            log.episode(EpisodeRecord(steps * k // 4, k, raw, raw, 10, True, 0))
+        log.close()
+        (run_dir / "done.yaml").write_text(yaml.safe_dump({"seed": spec.seed, "random_raw_return": -1.0,
+                                                           "optimal_raw_return": 0.0}))
+
+
+def _user_grid(grid, **study):
+    return expand({"name": "user", "base": {"env": {"action_dim": 6, "target": -0.3}, "reward": {"type": "shaped"},
+                                           "algo": {"backend": "lerobot_sac"}, "run": {"total_env_steps": 1000}},
+                   "studies": [{"name": "mine", "seeds": [0, 1, 2], "grid": grid, **study}]})
+
+
+def _verdict_rows(report: Path) -> dict[str, str]:
+    rows = {}
+    for line in report.read_text().split("## Verdicts on the seed findings")[1].splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[0][:2] in ("1.", "2.", "3.", "4."):
+            rows.setdefault(cells[0][:1], []).append(cells[1:])
+    return rows
+
+
+def test_a_user_grid_on_another_backend_and_target_gets_a_verdict_for_the_finding_it_varies(tmp_path):
+    from kuavo_rl.diagnostics.report import write_report
+    sweep = _user_grid({"reward.shift": [0.0, -1.0]})  # no `finding:` declared, as a new user would write it
+    # the penalty form ends at task score 0.9 +- 0.01, the bonus form at 0.5: clearly better
+    _fake_runs(sweep, tmp_path, lambda cfg, seed: (0.9 if cfg.reward.shift < 0 else 0.5) + 0.01 * seed)
+    rows = _verdict_rows(write_report(sweep, tmp_path))
+    assert rows["2"] == [["**reproduced**", "`mine`", "lerobot_sac dim 6"]]
+    assert rows["1"][0][0] == "**not tested**" and rows["3"][0][0] == "**not tested**"  # the grid does not vary them
+    report = (tmp_path / "report.md").read_text()
+    assert "lerobot_sac, dim 6, target -0.3, zero_obs, shaped: shift -1 (a penalty) learns better than shift 0" \
+        in report
+
+    flipped = tmp_path / "flipped"
+    _fake_runs(sweep, flipped, lambda cfg, seed: (0.5 if cfg.reward.shift < 0 else 0.9) + 0.01 * seed)
+    assert _verdict_rows(write_report(sweep, flipped))["2"][0][0] == "**not reproduced**"
+
+
+def test_a_grid_that_varies_quirks_gets_a_verdict_per_quirk_setting_and_says_which_makes_the_finding_appear(tmp_path):
+    from kuavo_rl.diagnostics.report import write_report
+    sweep = _user_grid({"reward.scale": [1.0, 100.0], "quirks": {
+        "none": {}, "time_limit_as_terminal": {"quirks.time_limit_as_terminal": True}},
+        "backend": {"sb3_sac": {"algo.backend": "sb3_sac"}, "lerobot_sac": {"algo.backend": "lerobot_sac"}}},
+        finding="reward_scale")
+
+    def score(cfg, seed):  # a larger scale helps only with the quirk on
+        helped = cfg.quirks.time_limit_as_terminal and cfg.reward.scale > 1
+        return (0.9 if helped else 0.5) + 0.01 * seed
+    _fake_runs(sweep, tmp_path, score)
+    report_path = write_report(sweep, tmp_path)
+    rows = _verdict_rows(report_path)["3"]
+    assert ["**not reproduced**", "`mine`, quirks **none**", "lerobot_sac dim 6; sb3_sac dim 6"] in rows
+    assert ["**reproduced**", "`mine`, quirks **time_limit_as_terminal**", "lerobot_sac dim 6; sb3_sac dim 6"] in rows
+    report = report_path.read_text()
+    assert "## Which quirk makes a finding appear" in report
+    assert "appears with **time_limit_as_terminal**; without quirks it is not reproduced" in report
+    # one claim per backend and quirk setting, each naming both
+    assert report.count(": scale 100 learns faster than scale 1 (AUC)") == 4
+    assert "sb3_sac, dim 6, target -0.3, zero_obs, quirks time_limit_as_terminal, shaped: scale 100" in report
+
+
+# ---- sweep progress inside running runs ----------------------------------------------------------
+def _logging_task(task: tuple[str, int]) -> int:
+    """Stands in for a training run: logs an episode row every 0.4 s, as RunLog does."""
+    import time
+    path, steps = task
+    Path(path).write_text("env_steps,episode_id,return\n")
+    for done in range(100, steps + 1, 100):
+        time.sleep(0.4)
+        with open(path, "a") as handle:
+            handle.write(f"{done},0,-1.0\n")
+    return steps
+
+
+def test_sweep_progress_counts_env_steps_inside_runs_that_have_not_finished(tmp_path):
+    import io
+    import time
+    from kuavo_rl.diagnostics.pool import run_in_pool
+    from kuavo_rl.diagnostics.sweep import last_env_steps
+    started = time.time()
+    tasks = [(str(tmp_path / f"run{k}.csv"), 400) for k in range(2)]
+    stream = io.StringIO()
+    run_in_pool(_logging_task, tasks, jobs=2, costs=[1.0, 1.0], stream=stream, period_s=0.2, unit="env steps",
+                progress_of=lambda task: (last_env_steps(Path(task[0]), started), task[1]))
+    lines = [line for line in stream.getvalue().splitlines() if "0/2 finished" in line]
+    counts = {int(line.split("] ")[1].split("/")[0]) for line in lines}
+    assert lines[0].startswith("[pool env steps] 0/800")
+    assert len(counts - {0}) >= 2, lines  # steps of unfinished runs show up, and grow, before any run finishes
+    assert "ETA ?" not in lines[-1]
+    assert "[pool env steps] 800/800 (100%)" in stream.getvalue()
+
+
+def test_last_env_steps_reads_the_last_complete_row_of_a_fresh_file_only(tmp_path):
+    from kuavo_rl.diagnostics.sweep import last_env_steps
+    path = tmp_path / "episodes.csv"
+    assert last_env_steps(path, 0) == 0  # not there yet
+    path.write_text("env_steps,episode_id\n")
+    assert last_env_steps(path, 0) == 0
+    path.write_text("env_steps,episode_id\n" + "".join(f"{200 * k},{k}\n" for k in range(1, 400)) + "80")
+    assert last_env_steps(path, 0) == 200 * 399  # the half-written row is not read as 80
+    os.utime(path, (1000, 1000))
+    assert last_env_steps(path, 2000) == 0  # a file left by an earlier, interrupted attempt

@@ -6,6 +6,7 @@ the next episode's first state; docs/background.md).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import fields
 
 import numpy as np
@@ -34,8 +35,10 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add(self, batch: TransitionArrays) -> None:
-        n = len(batch)
+    def add(self, batch: TransitionArrays) -> np.ndarray:
+        """Store the batch; returns the slot of each of its transitions (-1: dropped, the batch exceeded
+        the capacity)."""
+        n_given = n = len(batch)
         if n > self.capacity:
             batch, n = batch.select(slice(n - self.capacity, n)), self.capacity
         index = (self.cursor + np.arange(n)) % self.capacity
@@ -43,6 +46,12 @@ class ReplayBuffer:
             getattr(self.data, f.name)[index] = getattr(batch, f.name)
         self.cursor = int((self.cursor + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
+        return np.concatenate([np.full(n_given - n, -1), index])
+
+    def set_next_observation(self, slot: int, sequence: int, observation: np.ndarray) -> None:
+        """Replace a stored transition's next observation, unless its slot now holds another transition."""
+        if 0 <= slot < self.size and self.data.sequences[slot] == sequence:
+            self.data.next_observations[slot] = observation
 
     def sample(self, n: int, rng: np.random.Generator) -> TransitionArrays:
         return self.data.select(rng.integers(0, self.size, size=n))
@@ -76,10 +85,13 @@ class RLPDBuffers:
         self.offline = ReplayBuffer(offline_capacity, obs_dim, act_dim, n_reward_terms)
         self.offline_ratio = offline_ratio
 
-    def add(self, batch: TransitionArrays) -> None:
-        self.online.add(batch)
+    def add(self, batch: TransitionArrays) -> tuple[np.ndarray, np.ndarray]:
+        """-> (online slot per transition, offline slot per transition: -1 for those not stored offline)."""
+        online = self.online.add(batch)
+        offline = np.full(len(batch), -1)
         if batch.intervention.any():
-            self.offline.add(batch.select(batch.intervention))
+            offline[batch.intervention] = self.offline.add(batch.select(batch.intervention))
+        return online, offline
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[TransitionArrays, int]:
         """`n` transitions, the first from the online buffer, the last `n_offline` from the offline one."""
@@ -95,3 +107,40 @@ class RLPDBuffers:
     def load_state_dict(self, state: dict) -> None:
         self.online.load_state_dict(state["online"])
         self.offline.load_state_dict(state["offline"])
+
+
+def link_episode_ends(observations: np.ndarray, next_observations: np.ndarray,
+                      episode_ends: np.ndarray) -> np.ndarray:
+    """Next observations as lerobot 0.4's memory-optimised buffer has them: the next observation of a
+    transition is the following transition's observation, so an episode's last transition gets the next
+    episode's first. (B, obs) -> (B, obs); the last row keeps its own (its successor is not here yet)."""
+    linked = next_observations.copy()
+    ends = np.flatnonzero(episode_ends[:-1])
+    linked[ends] = observations[ends + 1]
+    return linked
+
+
+class CrossEpisodeBootstrap:
+    """quirks.bootstrap_across_episodes: rewrites each stored episode end's next observation to the first
+    observation of the same sender's next episode, which may only arrive with the sender's next batch."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[int, int, int]] = {}  # sender -> (online slot, offline slot, sequence)
+
+    def before_add(self, sender: str, batch: TransitionArrays, episode_ends: np.ndarray,
+                   buffers: RLPDBuffers) -> TransitionArrays:
+        """Link the episode ends inside `batch` (episode_ends: (B,) bool, terminated or truncated), and the
+        sender's previous batch's last episode end to this batch's first observation."""
+        if len(batch) == 0:
+            return batch
+        if sender in self.pending:
+            online_slot, offline_slot, sequence = self.pending.pop(sender)
+            buffers.online.set_next_observation(online_slot, sequence, batch.observations[0])
+            buffers.offline.set_next_observation(offline_slot, sequence, batch.observations[0])
+        return dataclasses.replace(batch, next_observations=link_episode_ends(
+            batch.observations, batch.next_observations, episode_ends))
+
+    def after_add(self, sender: str, batch: TransitionArrays, episode_ends: np.ndarray,
+                  slots: tuple[np.ndarray, np.ndarray]) -> None:
+        if len(batch) and episode_ends[-1]:
+            self.pending[sender] = (int(slots[0][-1]), int(slots[1][-1]), int(batch.sequences[-1]))

@@ -184,6 +184,24 @@ class DemosConfig:
 
 
 @dataclass
+class QuirksConfig:
+    """Behaviours of other training set-ups, imitated on purpose to find out what they do to learning.
+    All off (the default) is the correct behaviour; each switch is named for what it imitates."""
+    # The time limit ends an episode as terminal, so the critic does not bootstrap there (an env that
+    # reports its time limit as `terminated`, as the Kuavo team's did, or gym's old single `done`).
+    time_limit_as_terminal: bool = False
+    # The last transition of an episode gets the next episode's first observation as its next observation
+    # (lerobot 0.4's memory-optimised buffer takes next_state from the following stored state).
+    bootstrap_across_episodes: bool = False
+    # The temperature optimiser uses the critic's learning rate, whatever algo.temperature_lr says
+    # (lerobot 0.4 builds it with critic_lr).
+    temperature_lr_from_critic: bool = False
+
+    def active(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name)]
+
+
+@dataclass
 class ExperimentConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -193,6 +211,7 @@ class ExperimentConfig:
     run: RunConfig = field(default_factory=RunConfig)
     vr: VrConfig = field(default_factory=VrConfig)
     demos: DemosConfig = field(default_factory=DemosConfig)
+    quirks: QuirksConfig = field(default_factory=QuirksConfig)
     # Keys the user set explicitly ("algo.grad_clip_norm", ...): a backend that cannot honour an
     # explicitly set key refuses it, while defaults are simply the backend's own.
     explicit: set[str] = field(default_factory=set, repr=False, compare=False)
@@ -201,6 +220,24 @@ class ExperimentConfig:
     def vr_mapping(self) -> str:
         """The VR mapping to use: vr.mapping, else the one that produces this env's actions."""
         return self.vr.mapping or ENVS[self.env.name].vr_mapping
+
+    def learner_algo(self) -> AlgoConfig:
+        """The algorithm settings the learner builds its backend from: `algo` with the quirks that change
+        it applied (quirks.temperature_lr_from_critic)."""
+        if self.quirks.temperature_lr_from_critic:
+            return dataclasses.replace(self.algo, temperature_lr=self.algo.part_lr("critic"))
+        return self.algo
+
+    def quirks_summary(self) -> str:
+        """'' when every quirk is off, else a line for the start-up log."""
+        active = self.quirks.active()
+        if not active:
+            return ""
+        text = f"quirks on (imitated on purpose, not the correct behaviour): {', '.join(active)}"
+        if self.quirks.temperature_lr_from_critic:
+            text += (f"; the temperature learns at the critic's rate {self.algo.part_lr('critic'):g} "
+                     f"(algo.temperature_lr {self.algo.part_lr('temperature'):g} is not used)")
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -458,3 +495,20 @@ def _check_backend_can_honour(cfg: ExperimentConfig) -> None:
     if backend == "sb3_ppo":
         for key in sorted(explicit & SAC_ONLY):
             refuse(key, "PPO is on-policy and has no such setting")
+    _check_backend_can_honour_quirks(cfg)
+
+
+def _check_backend_can_honour_quirks(cfg: ExperimentConfig) -> None:
+    quirks, backend = cfg.quirks, cfg.algo.backend
+
+    def refuse(key: str, why: str) -> None:
+        raise ConfigError(f"backend {backend} cannot honour quirks.{key}: {why}")
+
+    if backend == "sb3_ppo":
+        if quirks.bootstrap_across_episodes:
+            refuse("bootstrap_across_episodes", "PPO learns from its own rollouts, not from a replay buffer")
+        if quirks.temperature_lr_from_critic:
+            refuse("temperature_lr_from_critic", "PPO has no temperature")
+    if backend == "sb3_sac" and quirks.temperature_lr_from_critic:
+        refuse("temperature_lr_from_critic", "stable-baselines3 SAC already uses its one learning rate for the "
+                                             "temperature, so the switch would change nothing (use lerobot_sac)")

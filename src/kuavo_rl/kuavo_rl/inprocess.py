@@ -43,7 +43,7 @@ def train_inprocess(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = Fa
     actor = ActorCore(cfg, *spec, make_actor_policy(cfg.algo, spec.observation_dim, spec.action_dim, cfg.run.seed + 7),
                       actor_id=cfg.actor.actor_id)
     run_id = uuid.uuid4().hex
-    for message in (loop.demonstrations_summary(), loop.warm_start()):
+    for message in (cfg.quirks_summary(), loop.demonstrations_summary(), loop.warm_start()):
         if message and not quiet:
             print(f"[train in-process] {message}", file=sys.stderr)
     _publish_due_weights(loop, actor, cfg.algo.backend, run_id)  # a warm-started actor starts from its policy

@@ -12,7 +12,7 @@ from kuavo_rl.algos import make_backend
 from kuavo_rl.algos.base import (WEIGHTS_FORMAT, TrainBatch, bc_weight_at, encode_weights, parameters_finite,
                                  resolve_device, updates_owed)
 from kuavo_rl.algos.normalization import FITTED_MODES
-from kuavo_rl.buffer import RLPDBuffers
+from kuavo_rl.buffer import CrossEpisodeBootstrap, RLPDBuffers
 from kuavo_rl.config import ExperimentConfig
 from kuavo_rl.datasets import DatasetError, Demonstrations, TrainingRecording, dataset_layout, load_demonstrations
 from kuavo_rl.envs import observation_bounds
@@ -119,8 +119,8 @@ class LearnerCore:
         self.config_warnings = lint_config(cfg.reward, cfg.algo, action_dim, self.shaper)
         self.live_lint = LiveRewardLint(sac_backend=True)
         self.device = resolve_device(cfg.learner.device)
-        self.backend = make_backend(cfg.algo, observation_dim, action_dim, self.seed, observation_bounds(cfg.env),
-                                    self.device)
+        self.backend = make_backend(cfg.learner_algo(), observation_dim, action_dim, self.seed,
+                                    observation_bounds(cfg.env), self.device)
         algo = cfg.algo
         self.buffers = RLPDBuffers(algo.online_buffer_capacity, algo.offline_buffer_capacity,
                                    observation_dim, action_dim, len(self.reward_term_names), algo.offline_ratio)
@@ -137,6 +137,7 @@ class LearnerCore:
         self._published_at: int | None = None  # updates at the last export; None: publish at once
         self.bc_pretrained = False  # the warm start ran (a resumed run does not repeat it)
         self.recording = TrainingRecording(cfg.demos.record_training)
+        self.cross_episode_bootstrap = CrossEpisodeBootstrap() if cfg.quirks.bootstrap_across_episodes else None
         self.demonstrations = self._load_demonstrations()
 
     def _load_demonstrations(self) -> Demonstrations | None:
@@ -190,11 +191,7 @@ class LearnerCore:
                              f"{self.cfg.reward.shift}); set reward.clip or check the reward terms")
         training = ~batch.evaluation
         env_steps_after = self.env_steps + np.cumsum(training)
-        self.buffers.add(TransitionArrays(
-            observations=batch.observations[training], actions=batch.actions[training],
-            reward_terms=batch.reward_terms[training], raw_rewards=batch.raw_rewards[training],
-            next_observations=batch.next_observations[training], terminated=batch.terminated[training],
-            intervention=batch.intervention[training], sequences=batch.transition_sequences[training]))
+        self._store(batch, training)
         self.recording.add(batch.sender, batch, training)
         self.live_lint.observe_rewards(shaped[training])
         self.env_steps += int(training.sum())
@@ -204,6 +201,23 @@ class LearnerCore:
         per_process[batch.actor_incarnation] = per_process.get(batch.actor_incarnation, 0) + int(training.sum())
         episodes = self.episodes.add(batch.sender, batch, shaped, env_steps_after)
         return IngestResult(False, episodes)
+
+    def _store(self, batch: StepBatch, training: np.ndarray) -> None:
+        """Put the training transitions into the buffers, with the configured quirks applied."""
+        quirks = self.cfg.quirks
+        episode_ends = batch.terminated[training] | batch.truncated[training]
+        terminated = episode_ends if quirks.time_limit_as_terminal else batch.terminated[training]
+        transitions = TransitionArrays(
+            observations=batch.observations[training], actions=batch.actions[training],
+            reward_terms=batch.reward_terms[training], raw_rewards=batch.raw_rewards[training],
+            next_observations=batch.next_observations[training], terminated=terminated,
+            intervention=batch.intervention[training], sequences=batch.transition_sequences[training])
+        linker = self.cross_episode_bootstrap
+        if linker is None:
+            self.buffers.add(transitions)
+            return
+        transitions = linker.before_add(batch.sender, transitions, episode_ends, self.buffers)
+        linker.after_add(batch.sender, transitions, episode_ends, self.buffers.add(transitions))
 
     def earlier_env_steps(self, actor_id: str, incarnation: str) -> int:
         """Training steps held from the other (earlier) processes of `actor_id`."""

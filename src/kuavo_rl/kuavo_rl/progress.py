@@ -23,14 +23,15 @@ class ProgressLine:
         """The next update prints (forced, or period_s since the last line)."""
         return force or self.clock() - self._last_print >= self.period_s
 
-    def update(self, done: int, extra: str = "", force: bool = False) -> str | None:
+    def update(self, done: int, extra: str = "", force: bool = False, eta_s: float | None = None) -> str | None:
+        """eta_s: a better estimate of the remaining time than done/rate, when the caller has one."""
         now = self.clock()
         if not self.due(force):
             return None
         self._last_print = now
         elapsed = now - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        eta = eta_s if eta_s is not None else (self.total - done) / rate if rate > 0 else float("nan")
         eta_text = format_duration(eta) if eta == eta else "?"
         line = (f"[{self.label}] {done}/{self.total} ({100.0 * done / max(self.total, 1):.0f}%) "
                 f"{rate:.1f}/s elapsed {format_duration(elapsed)} ETA {eta_text}" + (f" | {extra}" if extra else ""))

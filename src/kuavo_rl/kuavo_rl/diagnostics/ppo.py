@@ -9,6 +9,9 @@ TensorBoard), so PPO curves sit beside SAC curves in the sweep reports:
   counted as env steps, as with SAC;
 - after `run.total_env_steps` training steps, `actor.final_eval_episodes` evaluation episodes.
 
+quirks.time_limit_as_terminal applies (the training env reports its time limit as terminal); the
+other quirks concern a replay buffer or a temperature and are refused for PPO by the configuration.
+
 Hyperparameters: algo.lr, algo.discount and the algo.ppo_* keys always apply. For the keys whose
 configuration default is a SAC default (algo.batch_size, algo.hidden_dims, algo.grad_clip_norm),
 PPO uses the value only if the user set it explicitly, else stable-baselines3's own default
@@ -47,9 +50,20 @@ class ShapedRewardWrapper(gym.Wrapper):
         return obs, shaped, terminated, truncated, info
 
 
-def make_shaped_env(cfg: ExperimentConfig, seed: int | None = None) -> gym.Env:
+class TimeLimitAsTerminal(gym.Wrapper):
+    """quirks.time_limit_as_terminal: report a time-limit truncation as a termination, so that
+    stable-baselines3 does not bootstrap the value there."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated or truncated, False, info
+
+
+def make_shaped_env(cfg: ExperimentConfig, seed: int | None = None, training: bool = True) -> gym.Env:
+    """The env with the configured reward; for training, with the quirks that concern the env's signals."""
     env = make_env(cfg.env, seed=seed)
-    return ShapedRewardWrapper(env, RewardShaper(cfg.reward, env.reward_term_names))
+    shaped = ShapedRewardWrapper(env, RewardShaper(cfg.reward, env.reward_term_names))
+    return TimeLimitAsTerminal(shaped) if training and cfg.quirks.time_limit_as_terminal else shaped
 
 
 def ppo_kwargs(cfg: ExperimentConfig) -> dict:
@@ -88,7 +102,7 @@ def train_ppo(cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -
     total = cfg.run.total_env_steps
     seed = cfg.run.seed
     env = make_shaped_env(cfg, seed=seed)
-    eval_env = make_shaped_env(cfg, seed=seed + 1000)
+    eval_env = make_shaped_env(cfg, seed=seed + 1000, training=False)
     log = RunLog(run_dir)
     progress = ProgressLine(total, "train ppo in-process", enabled=not quiet)
     model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ppo_kwargs(cfg))

@@ -11,7 +11,11 @@ Measures (all per run, then mean +- std over the seeds of a configuration):
 - **steps to threshold**: first evaluation at which the score reaches the study's threshold.
 - **stability**: std of the evaluation scores in the last 25% of the env steps (incl. final ones).
 
-Verdict rules (a finding is tested only if a study declares `finding:` with its key):
+Verdict rules (a study tests the finding it declares with `finding:`; a study that declares none tests
+every finding whose variable its grid varies: reward.type, reward.shift, reward.scale, algo.grad_clip_norm):
+- A finding's claims are checked in every context of the study: the configurations that differ only
+  in the finding's variable(s), for whatever backend, action dim, target and quirks the grid has
+  (report.FINDING_VARIABLES, Contexts). A study that varies quirks gets one verdict per quirk setting.
 - A comparison of two groups of seeds uses the difference d of their mean AUC (or final score)
   and its standard error SE = sqrt(sA^2/nA + sB^2/nB) (sample std over seeds). The difference is
   *clear* when |d| > max(2 SE, MIN_EFFECT) with MIN_EFFECT = 0.05 score units; otherwise it is
@@ -31,6 +35,7 @@ Verdict rules (a finding is tested only if a study declares `finding:` with its 
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +93,7 @@ class ConfigResult:
             return math.nan, math.nan
         return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
-    @property
+    @functools.cached_property
     def cfg(self):
         return self.spec.experiment()
 
@@ -189,16 +194,6 @@ class SubClaim:
     numbers: str
 
 
-def _pick(configs: list[ConfigResult], **want) -> ConfigResult | None:
-    for c in configs:
-        cfg = c.cfg
-        have = {"backend": cfg.algo.backend, "dim": cfg.env.action_dim, "type": cfg.reward.type,
-                "shift": cfg.reward.shift, "scale": cfg.reward.scale, "clip": cfg.algo.grad_clip_norm > 0}
-        if all(have[k] == v for k, v in want.items()) and c.runs:
-            return c
-    return None
-
-
 def _verdict(d: float, se: float) -> str:
     """d: observed difference in the claimed direction; se: its standard error."""
     if d > max(2 * se, MIN_EFFECT):
@@ -235,7 +230,7 @@ def interaction(text: str, a1, a2, b1, b2, measure: str = "auc") -> SubClaim:
     se = math.sqrt(sum(s ** 2 / n for _, s, n in stats))
     margin = max(2 * se, MIN_EFFECT)
     verdict = _verdict(d, se)
-    gains = f"gain without clip {stats[1][0] - stats[0][0]:+.3f}, with clip {stats[3][0] - stats[2][0]:+.3f}"
+    gains = f"gains {stats[1][0] - stats[0][0]:+.3f} vs {stats[3][0] - stats[2][0]:+.3f}"
     return SubClaim(text, verdict, f"{measure}: {gains}; difference {d:+.3f}, margin {margin:.3f}")
 
 
@@ -257,41 +252,194 @@ def converges(text: str, c: ConfigResult | None, reference: ConfigResult | None 
     return SubClaim(text, "inconclusive", f"{numbers}; {why}")
 
 
-def finding_subclaims(finding: str, configs: list[ConfigResult]) -> list[SubClaim]:
-    p = lambda **w: _pick(configs, **w)  # noqa: E731
+# What each finding is about: the configuration keys it varies. A study tests a finding when its grid
+# varies the first of them; every other key that varies in the study defines a context (backend,
+# dimension, target, quirks, ...), and the finding's claims are checked in each context separately.
+FINDING_VARIABLES = {
+    "reward_type": ("reward.type",),
+    "reward_shift": ("reward.shift",),
+    "reward_scale": ("reward.scale",),
+    "grad_clip": ("algo.grad_clip_norm", "reward.scale"),
+}
+SAC_BACKENDS = ("lerobot_sac", "sb3_sac")
+HARD_DIM = 6  # the seed: the always-positive shaped reward was easy at dim 2, hard from dim 6 on
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key not in ("weights",):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+def _quirk_setting(c: ConfigResult) -> str:
+    return "+".join(c.cfg.quirks.active()) or "none"
+
+
+class Contexts:
+    """Groups a study's configurations by everything that varies in it except the finding's variables."""
+
+    def __init__(self, configs: list[ConfigResult], variables: tuple[str, ...]):
+        self.configs = [c for c in configs if c.runs]
+        self.flat = {id(c): _flat(c.cfg.to_dict()) for c in self.configs}
+        keys = set().union(*(f.keys() for f in self.flat.values())) if self.flat else set()
+        self.varying = {k for k in keys if len({repr(f.get(k)) for f in self.flat.values()}) > 1} - {"run.seed"}
+        self.variables = set(variables)
+        # keys that only follow the backend (a bundle's learning rate, batch size, ...) name nothing new
+        self.follows_backend = {k for k in self.varying - {"algo.backend"}
+                                if all(len({repr(self.flat[id(c)].get(k)) for c in self.configs
+                                            if c.cfg.algo.backend == b}) == 1
+                                       for b in {c.cfg.algo.backend for c in self.configs})}
+
+    def varies(self, key: str) -> bool:
+        return key in self.varying
+
+    def groups(self, ignore: set[str] = frozenset()) -> list[list[ConfigResult]]:
+        keys = sorted(self.varying - self.variables - set(ignore))
+        groups: dict[tuple, list[ConfigResult]] = {}
+        for c in self.configs:
+            groups.setdefault(tuple(repr(self.flat[id(c)].get(k)) for k in keys), []).append(c)
+        return list(groups.values())
+
+    def label(self, c: ConfigResult, without_backend: bool = False) -> str:
+        cfg = c.cfg
+        parts = [] if without_backend else [cfg.algo.backend]
+        parts.append(f"dim {cfg.env.action_dim}")
+        if cfg.env.name == "toy":
+            parts += [f"target {cfg.env.target:g}", cfg.env.obs_mode]
+        else:
+            parts.append(cfg.env.name)
+        shown = {"algo.backend", "env.action_dim", "env.target", "env.obs_mode", "env.name"}
+        if cfg.quirks.active():
+            parts.append(f"quirks {_quirk_setting(c)}")
+        extra = sorted(self.varying - self.variables - shown - self.follows_backend)
+        parts += [f"{k}={_value(self.flat[id(c)].get(k))}" for k in extra if not k.startswith("quirks.")]
+        return " ".join(parts[:1]) + (", " + ", ".join(parts[1:]) if len(parts) > 1 else "")
+
+
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _by(group: list[ConfigResult], key) -> dict:
+    return {key(c.cfg): c for c in group}
+
+
+def _clip_looseness(norm: float) -> float:
+    return math.inf if norm <= 0 else norm  # 0 = no clipping, the loosest
+
+
+def _reward_type_claims(ctx: Contexts) -> list[SubClaim]:
     claims = []
-    if finding == "reward_type":
-        for b in ("lerobot_sac", "sb3_sac"):
-            claims.append(compare(f"{b} dim 6: MSE learns better than shaped (AUC)",
-                                  p(backend=b, dim=6, type="mse"), p(backend=b, dim=6, type="shaped")))
-            claims.append(converges(f"{b}: MSE converges at dim 14", p(backend=b, dim=14, type="mse")))
-            claims.append(converges(f"{b}: shaped converges at dim 2", p(backend=b, dim=2, type="shaped"),
-                                    p(backend=b, dim=2, type="mse")))
-        claims.append(compare("dim 6 shaped: SB3 PPO is steadier than SB3 SAC (lower late-run std)",
-                              p(backend="sb3_sac", dim=6, type="shaped"), p(backend="sb3_ppo", dim=6, type="shaped"),
-                              "stability"))
-        claims.append(converges("sb3_ppo: shaped converges at dim 6", p(backend="sb3_ppo", dim=6, type="shaped"),
-                                p(backend="sb3_ppo", dim=6, type="mse")))
-    elif finding == "reward_shift":
-        for b in ("sb3_sac", "sb3_ppo"):
-            claims.append(compare(f"{b} dim 6: shaped - 1 learns better than shaped (AUC)",
-                                  p(backend=b, dim=6, type="shaped", shift=-1.0),
-                                  p(backend=b, dim=6, type="shaped", shift=0.0)))
-    elif finding == "reward_scale":
-        for lo, hi in ((1.0, 100.0), (1.0, 1000.0)):
-            claims.append(compare(f"sb3_sac dim 14 MSE: scale {hi:g} learns faster than scale {lo:g} (AUC)",
-                                  p(backend="sb3_sac", dim=14, type="mse", scale=hi),
-                                  p(backend="sb3_sac", dim=14, type="mse", scale=lo)))
-        claims.append(converges("sb3_ppo dim 14 MSE: still converges at scale 1000",
-                                p(backend="sb3_ppo", dim=14, type="mse", scale=1000.0),
-                                p(backend="sb3_ppo", dim=14, type="mse", scale=1.0)))
-    elif finding == "grad_clip":
-        a1, a2 = p(backend="lerobot_sac", scale=1.0, clip=False), p(backend="lerobot_sac", scale=100.0, clip=False)
-        b1, b2 = p(backend="lerobot_sac", scale=1.0, clip=True), p(backend="lerobot_sac", scale=100.0, clip=True)
-        claims.append(interaction("lerobot_sac: scale 1 -> 100 helps more without clipping than with it (AUC)",
-                                  a1, a2, b1, b2))
-        claims.append(compare("lerobot_sac scale 100: no clipping learns better than clipping (AUC)", a2, b2))
+    for group in ctx.groups():
+        types = _by(group, lambda cfg: cfg.reward.type)
+        mse, shaped = types.get("mse"), types.get("shaped")
+        some = mse or shaped
+        if some is None:
+            continue
+        where, cfg = ctx.label(some), some.cfg
+        if cfg.algo.backend in SAC_BACKENDS:
+            if mse is not None and shaped is not None and cfg.env.action_dim >= HARD_DIM:
+                claims.append(compare(f"{where}: MSE learns better than the always-positive shaped reward (AUC)",
+                                      mse, shaped))
+            if shaped is not None and cfg.env.action_dim < HARD_DIM:
+                claims.append(converges(f"{where}: shaped converges (an easy dimension)", shaped, mse))
+            if mse is not None:
+                claims.append(converges(f"{where}: MSE converges", mse))
+        else:
+            for name, c in types.items():
+                if name in ("mse", "shaped"):
+                    other = shaped if name == "mse" else mse
+                    claims.append(converges(f"{where}: {name} converges (PPO converges in the end)", c, other))
+    for group in ctx.groups(ignore={"algo.backend"} | ctx.follows_backend):  # SAC vs PPO on the same setting
+        ppo = [c for c in group if c.cfg.algo.backend == "sb3_ppo" and c.cfg.reward.type == "shaped"]
+        for sac in [c for c in group if c.cfg.algo.backend in SAC_BACKENDS and c.cfg.reward.type == "shaped"]:
+            if ppo and sac.cfg.env.action_dim >= HARD_DIM:
+                claims.append(compare(f"{ctx.label(sac, without_backend=True)}, shaped: sb3_ppo is steadier than "
+                                      f"{sac.cfg.algo.backend} (lower late-run std)", sac, ppo[0], "stability"))
     return claims
+
+
+def _reward_shift_claims(ctx: Contexts) -> list[SubClaim]:
+    claims = []
+    for group in ctx.groups():
+        shifts = _by(group, lambda cfg: cfg.reward.shift)
+        if len(shifts) < 2:
+            continue
+        low, high = min(shifts), max(shifts)
+        c = shifts[low]
+        claims.append(compare(f"{ctx.label(c)}, {c.cfg.reward.type}: shift {low:g} (a penalty) learns better than "
+                              f"shift {high:g} (AUC)", c, shifts[high]))
+    return claims
+
+
+def _reward_scale_claims(ctx: Contexts) -> list[SubClaim]:
+    claims = []
+    for group in ctx.groups():
+        scales = _by(group, lambda cfg: cfg.reward.scale)
+        if len(scales) < 2:
+            continue
+        low = min(scales)
+        where = f"{ctx.label(scales[low])}, {scales[low].cfg.reward.type}"
+        if scales[low].cfg.algo.backend in SAC_BACKENDS:
+            for high in sorted(scales)[1:]:
+                claims.append(compare(f"{where}: scale {high:g} learns faster than scale {low:g} (AUC)",
+                                      scales[high], scales[low]))
+        else:
+            high = max(scales)
+            claims.append(converges(f"{where}: still converges at scale {high:g}", scales[high], scales[low]))
+    return claims
+
+
+def _grad_clip_claims(ctx: Contexts) -> list[SubClaim]:
+    claims = []
+    for group in ctx.groups():
+        cells = _by(group, lambda cfg: (_clip_looseness(cfg.algo.grad_clip_norm), cfg.reward.scale))
+        clips = sorted({clip for clip, _ in cells})
+        scales = sorted({scale for _, scale in cells})
+        if len(clips) < 2:
+            continue
+        tight, loose = clips[0], clips[-1]
+        name = lambda clip: "no clipping" if math.isinf(clip) else f"clipping at {clip:g}"  # noqa: E731
+        where = ctx.label(next(iter(cells.values())))
+        high = scales[-1]
+        if len(scales) >= 2:
+            low = scales[0]
+            claims.append(interaction(f"{where}: scale {low:g} -> {high:g} helps more with {name(loose)} than with "
+                                      f"{name(tight)} (AUC)", cells.get((loose, low)), cells.get((loose, high)),
+                                      cells.get((tight, low)), cells.get((tight, high))))
+        if high > 1:
+            claims.append(compare(f"{where}, scale {high:g}: {name(loose)} learns better than {name(tight)} (AUC)",
+                                  cells.get((loose, high)), cells.get((tight, high))))
+        elif len(scales) == 1:
+            claims.append(SubClaim(f"{where}: {name(loose)} vs {name(tight)}", "not tested",
+                                   f"the finding is about a large reward scale; this grid varies clipping at scale "
+                                   f"{high:g} only"))
+    return claims
+
+
+CLAIMS = {"reward_type": _reward_type_claims, "reward_shift": _reward_shift_claims,
+          "reward_scale": _reward_scale_claims, "grad_clip": _grad_clip_claims}
+
+
+def finding_subclaims(finding: str, configs: list[ConfigResult]) -> list[SubClaim]:
+    """The finding's claims in every context of these configurations where the grid varies the finding's
+    variable (whatever the backend, dimension and target); none when it does not vary it."""
+    ctx = Contexts(configs, FINDING_VARIABLES[finding])
+    if not ctx.varies(FINDING_VARIABLES[finding][0]):
+        return []
+    return CLAIMS[finding](ctx)
+
+
+def quirk_groups(configs: list[ConfigResult]) -> dict[str, list[ConfigResult]]:
+    """The configurations by quirk setting ('none', 'time_limit_as_terminal', 'a+b', ...)."""
+    groups: dict[str, list[ConfigResult]] = {}
+    for c in configs:
+        groups.setdefault(_quirk_setting(c), []).append(c)
+    return groups
 
 
 def combine(claims: list[SubClaim]) -> str:
@@ -355,22 +503,103 @@ def write_report(sweep: Sweep, runs_root: str | Path, only: str | None = None) -
               f"{CONVERGED} while a reference configuration (same backend, easier setting) converged in the same "
               "budget, else inconclusive. A finding is reproduced if all its tested sub-claims are, not reproduced if all are "
               "not, otherwise inconclusive. The budget here (env steps, seeds) is far smaller than the seed's.", "",
-              "| finding | verdict | study |", "|---|---|---|"]
+              "Each claim is checked wherever the study's grid varies what the finding is about (reward type, "
+              "shift, scale, gradient clipping), separately for every other setting the grid varies (backend, "
+              "action dim, target, quirks, ...); *covers* names them. A study that declares `finding:` is checked "
+              "for that finding only; one that does not, for every finding whose variable its grid varies.", "",
+              "| finding | verdict | study | covers |", "|---|---|---|---|"]
+    verdicts = [v for key in FINDINGS for v in finding_verdicts(key, studies, all_configs)]
     details = []
-    for key, text in FINDINGS.items():
-        study = next((s for s in studies if s.finding == key), None)
-        if study is None:
-            lines.append(f"| {text} | not tested | - |")
-            continue
-        claims = finding_subclaims(key, all_configs[study.name])
-        verdict = combine(claims)
-        lines.append(f"| {text} | **{verdict}** | `{study.name}` |")
-        details += [f"### Finding {text.split('.')[0]}: {verdict}", ""]
-        details += [f"- {c.text}: **{c.verdict}** — {c.numbers}" for c in claims] + [""]
-    lines += [""] + details
+    for v in verdicts:
+        lines.append(f"| {FINDINGS[v.finding]} | **{v.verdict}** | {v.where} | {v.covers} |")
+        if v.claims:
+            details += [f"### Finding {FINDINGS[v.finding].split('.')[0]}, {v.where}: {v.verdict}", ""]
+            details += [f"- {c.text}: **{c.verdict}** — {c.numbers}" for c in v.claims] + [""]
+    lines += [""] + quirk_section(verdicts) + details
     path = runs_root / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@dataclass
+class FindingVerdict:
+    finding: str
+    study: str | None
+    quirks: str | None  # the quirk setting, when the study varies quirks
+    verdict: str
+    claims: list[SubClaim]
+    covers: str
+
+    @property
+    def where(self) -> str:
+        if self.study is None:
+            return "-"
+        return f"`{self.study}`" + (f", quirks **{self.quirks}**" if self.quirks else "")
+
+
+def _covers(configs: list[ConfigResult]) -> str:
+    shown = sorted({(c.cfg.algo.backend, c.cfg.env.action_dim) for c in configs if c.runs})
+    return "; ".join(f"{backend} dim {dim}" for backend, dim in shown) or "-"
+
+
+def studies_testing(finding: str, studies: list[Study], all_configs: dict[str, list[ConfigResult]]) -> list[Study]:
+    """Studies that declare the finding, and studies that declare none but vary its variable."""
+    variable = FINDING_VARIABLES[finding][0]
+    return [s for s in studies if s.finding == finding or (
+        s.finding is None and Contexts(all_configs[s.name], ()).varies(variable))]
+
+
+def finding_verdicts(finding: str, studies: list[Study],
+                     all_configs: dict[str, list[ConfigResult]]) -> list[FindingVerdict]:
+    """One verdict per study testing the finding, and per quirk setting where the study varies quirks."""
+    testing = studies_testing(finding, studies, all_configs)
+    if not testing:
+        return [FindingVerdict(finding, None, None, "not tested", [], "no study varies "
+                               + FINDING_VARIABLES[finding][0])]
+    verdicts = []
+    for study in testing:
+        groups = quirk_groups(all_configs[study.name])
+        for setting, configs in groups.items():
+            claims = finding_subclaims(finding, configs)
+            covers = _covers(configs) if claims else f"the grid does not vary {FINDING_VARIABLES[finding][0]}"
+            verdicts.append(FindingVerdict(finding, study.name, setting if len(groups) > 1 else None,
+                                           combine(claims), claims, covers))
+    return verdicts
+
+
+def quirk_section(verdicts: list[FindingVerdict]) -> list[str]:
+    """Per finding and study that varies quirks: which quirk setting makes the finding appear."""
+    by_study: dict[tuple[str, str], list[FindingVerdict]] = {}
+    for v in verdicts:
+        if v.quirks is not None:
+            by_study.setdefault((v.finding, v.study), []).append(v)
+    if not by_study:
+        return []
+    lines = ["## Which quirk makes a finding appear", "",
+             "The studies below rerun a finding with pipeline quirks switched on (`quirks.*`: imitations of other "
+             "set-ups, e.g. a time limit reported as terminal). Per quirk setting: the verdict and how many of its "
+             "tested sub-claims were reproduced.", "",
+             "| finding | study | quirks | verdict | sub-claims reproduced | covers |", "|---|---|---|---|---|---|"]
+    statements = []
+    for (finding, study), group in by_study.items():
+        for v in group:
+            tested = [c for c in v.claims if c.verdict != "not tested"]
+            reproduced = sum(c.verdict == "reproduced" for c in tested)
+            lines.append(f"| {FINDINGS[finding].split(':')[0]} | `{study}` | {v.quirks} | **{v.verdict}** | "
+                         f"{reproduced}/{len(tested)} | {v.covers} |")
+        appears = [v.quirks for v in group if v.verdict == "reproduced" and v.quirks != "none"]
+        baseline = next((v.verdict for v in group if v.quirks == "none"), "not run")
+        name = FINDINGS[finding].split(":")[0]
+        if baseline == "reproduced":
+            statements.append(f"- {name} (`{study}`): appears without any quirk (no quirks: reproduced).")
+        elif appears:
+            statements.append(f"- {name} (`{study}`): appears with **{', '.join(appears)}**; without quirks it is "
+                              f"{baseline}.")
+        else:
+            statements.append(f"- {name} (`{study}`): no quirk setting of this study makes it appear (without quirks: "
+                              f"{baseline}; " + "; ".join(f"{v.quirks}: {v.verdict}" for v in group
+                                                          if v.quirks != "none") + ").")
+    return lines + [""] + statements + [""]
 
 
 def verdict_table(report_path: str | Path) -> str:

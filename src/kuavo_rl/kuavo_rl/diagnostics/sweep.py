@@ -238,7 +238,7 @@ def load_sweep(path: str | Path) -> Sweep:
 
 
 # ---- running -----------------------------------------------------------------------------------
-UPDATES_PER_S = {"lerobot_sac": 40.0, "sb3_sac": 150.0}
+UPDATES_PER_S = {"lerobot_sac": 48.0, "sb3_sac": 150.0}
 
 
 def estimate_seconds(cfg: ExperimentConfig) -> float:
@@ -285,6 +285,24 @@ def run_one(spec: RunSpec, run_dir: str | Path, quiet: bool = True) -> dict:
     tmp.write_text(yaml.safe_dump(done, sort_keys=False))
     tmp.replace(run_dir / "done.yaml")
     return done
+
+
+def last_env_steps(episodes_csv: Path, since: float) -> int:
+    """The env steps of the last episode a running run logged (0: none yet, or a file older than `since`,
+    left by an interrupted earlier attempt that is about to be wiped). Reads only the file's tail."""
+    try:
+        with episodes_csv.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_mtime < since:
+                return 0
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 512))
+            lines = handle.read().decode(errors="replace").split("\n")[:-1]  # not a line still being written
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        first = line.split(",", 1)[0]
+        if first.isdigit():
+            return int(first)
+    return 0
 
 
 def _pool_task(args: tuple[RunSpec, str]) -> dict:
@@ -336,6 +354,14 @@ def run_sweep(sweep: Sweep, runs_root: str | Path, jobs: int | None = None, only
         return f"FAILED {run_id}"
 
     # interrupted: the pool is terminated, unfinished runs have no done.yaml and rerun next time
+    wall_started = time.time()
+
+    def env_steps_of(task: tuple[RunSpec, str]) -> tuple[int, int]:
+        spec, run_dir = task
+        total = spec.experiment().run.total_env_steps
+        return min(total, last_env_steps(Path(run_dir) / "episodes.csv", wall_started)), total
+
     run_in_pool(_pool_task, [(r, str(r.dir(runs_root))) for r in todo], jobs=jobs, label=f"sweep {sweep.name}",
-                costs=[costs[r.run_id] for r in todo], on_done=finished, quiet=quiet, stream=stream)
+                costs=[costs[r.run_id] for r in todo], on_done=finished, quiet=quiet, stream=stream,
+                progress_of=env_steps_of, unit="env steps")
     return SweepResult(executed, skipped, failed, time.monotonic() - started)

@@ -54,6 +54,8 @@ class LearnerNode(Node):
         self.get_logger().info(f"learner {self.run_id}: backend {self.cfg.algo.backend}, target entropy "
                                f"{core.backend.target_entropy_rule}, device {core.device}, {self.torch_threads} "
                                f"torch thread(s), run dir {self.cfg.run.run_dir}")
+        if quirks := self.cfg.quirks_summary():
+            self.get_logger().warning(quirks)
         if demos := self.loop.demonstrations_summary():
             self.get_logger().info(demos)
         names = observation_names(self.cfg.env)
