@@ -314,3 +314,32 @@ def test_last_env_steps_reads_the_last_complete_row_of_a_fresh_file_only(tmp_pat
     assert last_env_steps(path, 0) == 200 * 399  # the half-written row is not read as 80
     os.utime(path, (1000, 1000))
     assert last_env_steps(path, 2000) == 0  # a file left by an earlier, interrupted attempt
+
+
+def test_the_seed_recipes_claims_are_the_seeds_own_in_every_context(tmp_path):
+    from kuavo_rl.diagnostics.report import collect, finding_subclaims
+    recipe = load_sweep(RECIPE)
+    _fake_runs(recipe, tmp_path, lambda cfg, seed: 0.5 + 0.01 * seed)
+    texts = {s.name: [c.text for c in finding_subclaims(s.finding, collect(s, tmp_path))] for s in recipe.studies}
+    reward_type = texts["reward_type"]
+    for backend in ("lerobot_sac", "sb3_sac"):
+        assert f"{backend}, dim 6, target 0.5, zero_obs: MSE learns better than the always-positive shaped reward " \
+               "(AUC)" in reward_type
+        assert not any(t.startswith(f"{backend}, dim 2") and "learns better" in t for t in reward_type)  # easy dim
+        assert f"{backend}, dim 2, target 0.5, zero_obs: shaped converges (an easy dimension)" in reward_type
+        assert f"{backend}, dim 14, target 0.5, zero_obs: MSE converges" in reward_type
+        assert f"dim 6, target 0.5, zero_obs, shaped: sb3_ppo is steadier than {backend} (lower late-run std)" \
+               in reward_type
+    assert "sb3_ppo, dim 6, target 0.5, zero_obs: shaped converges (PPO converges in the end)" in reward_type
+    assert texts["reward_shift"] == [
+        f"{b}, dim 6, target 0.5, zero_obs, shaped: shift -1 (a penalty) learns better than shift 0 (AUC)"
+        for b in ("sb3_sac", "sb3_ppo")]
+    assert texts["reward_scale"] == [
+        "sb3_sac, dim 14, target 0.5, zero_obs, mse: scale 100 learns faster than scale 1 (AUC)",
+        "sb3_sac, dim 14, target 0.5, zero_obs, mse: scale 1000 learns faster than scale 1 (AUC)",
+        "sb3_ppo, dim 14, target 0.5, zero_obs, mse: still converges at scale 1000"]
+    assert texts["grad_clip"] == [
+        "lerobot_sac, dim 14, target 0.5, zero_obs: scale 1 -> 100 helps more with no clipping than with clipping "
+        "at 10 (AUC)",
+        "lerobot_sac, dim 14, target 0.5, zero_obs, scale 100: no clipping learns better than clipping at 10 (AUC)"]
+

@@ -192,6 +192,7 @@ class SubClaim:
     text: str
     verdict: str
     numbers: str
+    d: float | None = None  # a comparison's difference in the claimed direction (task-score units)
 
 
 def _verdict(d: float, se: float) -> str:
@@ -218,7 +219,7 @@ def compare(text: str, better: ConfigResult | None, worse: ConfigResult | None, 
     margin = max(2 * se, MIN_EFFECT)
     verdict = _verdict(d, se)
     return SubClaim(text, verdict, f"{measure} {ma:.3f}±{sa:.3f} vs {mb:.3f}±{sb:.3f}: d={d:+.3f}, "
-                                   f"margin {margin:.3f} (2·SE {2 * se:.3f})")
+                                   f"margin {margin:.3f} (2·SE {2 * se:.3f})", d)
 
 
 def interaction(text: str, a1, a2, b1, b2, measure: str = "auc") -> SubClaim:
@@ -231,7 +232,7 @@ def interaction(text: str, a1, a2, b1, b2, measure: str = "auc") -> SubClaim:
     margin = max(2 * se, MIN_EFFECT)
     verdict = _verdict(d, se)
     gains = f"gains {stats[1][0] - stats[0][0]:+.3f} vs {stats[3][0] - stats[2][0]:+.3f}"
-    return SubClaim(text, verdict, f"{measure}: {gains}; difference {d:+.3f}, margin {margin:.3f}")
+    return SubClaim(text, verdict, f"{measure}: {gains}; difference {d:+.3f}, margin {margin:.3f}", d)
 
 
 def converges(text: str, c: ConfigResult | None, reference: ConfigResult | None = None) -> SubClaim:
@@ -577,16 +578,19 @@ def quirk_section(verdicts: list[FindingVerdict]) -> list[str]:
         return []
     lines = ["## Which quirk makes a finding appear", "",
              "The studies below rerun a finding with pipeline quirks switched on (`quirks.*`: imitations of other "
-             "set-ups, e.g. a time limit reported as terminal). Per quirk setting: the verdict and how many of its "
-             "tested sub-claims were reproduced.", "",
-             "| finding | study | quirks | verdict | sub-claims reproduced | covers |", "|---|---|---|---|---|---|"]
+             "set-ups, e.g. a time limit reported as terminal). Per quirk setting: the verdict, how many of its "
+             "tested sub-claims were reproduced, and each comparison's difference d in the claimed direction "
+             "(task-score units, in the order of the sub-claims listed below).", "",
+             "| finding | study | quirks | verdict | sub-claims reproduced | d per comparison | covers |",
+             "|---|---|---|---|---|---|---|"]
     statements = []
     for (finding, study), group in by_study.items():
         for v in group:
             tested = [c for c in v.claims if c.verdict != "not tested"]
             reproduced = sum(c.verdict == "reproduced" for c in tested)
+            differences = ", ".join(f"{c.d:+.3f}" for c in tested if c.d is not None) or "-"
             lines.append(f"| {FINDINGS[finding].split(':')[0]} | `{study}` | {v.quirks} | **{v.verdict}** | "
-                         f"{reproduced}/{len(tested)} | {v.covers} |")
+                         f"{reproduced}/{len(tested)} | {differences} | {v.covers} |")
         appears = [v.quirks for v in group if v.verdict == "reproduced" and v.quirks != "none"]
         baseline = next((v.verdict for v in group if v.quirks == "none"), "not run")
         name = FINDINGS[finding].split(":")[0]
