@@ -329,6 +329,11 @@ def _by(group: list[ConfigResult], key) -> dict:
     return {key(c.cfg): c for c in group}
 
 
+def _varied(ctx: Contexts, key) -> list[dict]:
+    """Per context, its configurations by key(cfg), where the context has at least two values of it."""
+    return [values for values in (_by(group, key) for group in ctx.groups()) if len(values) >= 2]
+
+
 def _clip_looseness(norm: float) -> float:
     return math.inf if norm <= 0 else norm  # 0 = no clipping, the loosest
 
@@ -366,10 +371,7 @@ def _reward_type_claims(ctx: Contexts) -> list[SubClaim]:
 
 def _reward_shift_claims(ctx: Contexts) -> list[SubClaim]:
     claims = []
-    for group in ctx.groups():
-        shifts = _by(group, lambda cfg: cfg.reward.shift)
-        if len(shifts) < 2:
-            continue
+    for shifts in _varied(ctx, lambda cfg: cfg.reward.shift):
         low, high = min(shifts), max(shifts)
         c = shifts[low]
         claims.append(compare(f"{ctx.label(c)}, {c.cfg.reward.type}: shift {low:g} (a penalty) learns better than "
@@ -379,10 +381,7 @@ def _reward_shift_claims(ctx: Contexts) -> list[SubClaim]:
 
 def _reward_scale_claims(ctx: Contexts) -> list[SubClaim]:
     claims = []
-    for group in ctx.groups():
-        scales = _by(group, lambda cfg: cfg.reward.scale)
-        if len(scales) < 2:
-            continue
+    for scales in _varied(ctx, lambda cfg: cfg.reward.scale):
         low = min(scales)
         where = f"{ctx.label(scales[low])}, {scales[low].cfg.reward.type}"
         if scales[low].cfg.algo.backend in SAC_BACKENDS:
