@@ -238,7 +238,8 @@ def load_sweep(path: str | Path) -> Sweep:
 
 
 # ---- running -----------------------------------------------------------------------------------
-UPDATES_PER_S = {"lerobot_sac": 48.0, "sb3_sac": 150.0}
+# Batch 256, one run per core on this 2-core machine with the other core busy (seed_mechanisms' runs)
+UPDATES_PER_S = {"lerobot_sac": 34.0, "sb3_sac": 42.0}
 
 
 def estimate_seconds(cfg: ExperimentConfig) -> float:
