@@ -44,6 +44,7 @@ def summarise_run(run_dir: str | Path, cfg: ExperimentConfig, mode: str, wall_ti
         + (f"Human takeovers: {takeovers} transitions ({100 * takeover_share:.0f}% of training steps). "
            if takeovers else "")
         + (f"Warnings: {'; '.join(warnings)}." if warnings else "No reward-lint warnings.")
+        + (f" {cfg.quirks_summary().capitalize()}." if cfg.quirks.active() else "")
         if evaluation[1] else f"No evaluation episode finished in {result['env_steps']} env steps.")
     (run_dir / "summary.md").write_text(f"# Run summary\n\n{paragraph}\n\n![learning curve](learning_curve.png)\n")
     result["paragraph"] = paragraph
