@@ -247,9 +247,13 @@ def converges(text: str, c: ConfigResult | None, reference: ConfigResult | None 
     if reference is not None and _stat(reference, "final_score")[0] >= CONVERGED and m + s < CONVERGED:
         return SubClaim(text, "not reproduced", numbers + f"; the reference ({reference.label}) converged "
                                                           "within the same budget")
-    why = ("the reference did not converge either, so the budget may be too short" if reference is not None
-           else "not converged within this budget, which is shorter than the seed's; no reference run shows the "
-                "budget suffices" if m + s < CONVERGED else "within seed noise")
+    if m + s >= CONVERGED:
+        why = "within seed noise"
+    elif reference is None:
+        why = ("not converged within this budget, which is shorter than the seed's; no reference run shows the "
+               "budget suffices")
+    else:
+        why = "the reference did not converge either, so the budget may be too short"
     return SubClaim(text, "inconclusive", f"{numbers}; {why}")
 
 
