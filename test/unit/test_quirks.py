@@ -135,7 +135,7 @@ def test_ppo_time_limit_as_terminal_reports_the_time_limit_as_a_termination_in_t
     assert flags(make_shaped_env(cfg, training=False)) == [(False, False), (False, False), (False, True)]
 
 
-def test_a_run_with_quirks_on_says_so_in_its_summary(tmp_path, capsys):
+def test_a_run_with_quirks_on_says_so_in_its_summary(tmp_path):
     from kuavo_rl.cli import main
     assert main(["train", "--inprocess", "--quiet", "--run-dir", str(tmp_path), "--set", "env.action_dim=2",
                  "--set", "run.total_env_steps=60", "--set", "algo.learning_starts=50",

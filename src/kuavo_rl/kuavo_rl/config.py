@@ -233,7 +233,7 @@ class ExperimentConfig:
         active = self.quirks.active()
         if not active:
             return ""
-        text = f"quirks on (imitated on purpose, not the correct behaviour): {', '.join(active)}"
+        text = f"Quirks on (imitated on purpose, not the correct behaviour): {', '.join(active)}"
         if self.quirks.temperature_lr_from_critic:
             text += (f"; the temperature learns at the critic's rate {self.algo.part_lr('critic'):g} "
                      f"(algo.temperature_lr {self.algo.part_lr('temperature'):g} is not used)")

@@ -35,6 +35,7 @@ def summarise_run(run_dir: str | Path, cfg: ExperimentConfig, mode: str, wall_ti
     }
     (run_dir / "result.yaml").write_text(yaml.safe_dump(result, sort_keys=False))
     final_text = f"{result['final_eval_return']:.2f}" if final else "n/a (no evaluation episode finished)"
+    quirks = cfg.quirks_summary()
     paragraph = (
         f"Trained {cfg.algo.backend} on the {cfg.env.name} task (action dim {cfg.env.action_dim}, reward "
         f"{cfg.reward.type}, shift {cfg.reward.shift:g}, scale {cfg.reward.scale:g}) {mode} for "
@@ -44,7 +45,7 @@ def summarise_run(run_dir: str | Path, cfg: ExperimentConfig, mode: str, wall_ti
         + (f"Human takeovers: {takeovers} transitions ({100 * takeover_share:.0f}% of training steps). "
            if takeovers else "")
         + (f"Warnings: {'; '.join(warnings)}." if warnings else "No reward-lint warnings.")
-        + (f" {cfg.quirks_summary().capitalize()}." if cfg.quirks.active() else "")
+        + (f" {quirks}." if quirks else "")
         if evaluation[1] else f"No evaluation episode finished in {result['env_steps']} env steps.")
     (run_dir / "summary.md").write_text(f"# Run summary\n\n{paragraph}\n\n![learning curve](learning_curve.png)\n")
     result["paragraph"] = paragraph
