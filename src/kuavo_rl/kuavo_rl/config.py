@@ -171,6 +171,12 @@ class VrConfig:
     workspace_half_extent_m: float = 0.5  # controller displacement from the engage pose is clamped to +-this
     metres_per_unit: float = 0.0  # controller metres per action unit (toy, ee_delta); 0 = the mapping's default
     openxr_pose: str = "grip"  # which controller pose to track: grip | aim
+    # When the runtime binds the Khronos simple controller profile (select, menu, poses; no grip, no X/Y/A/B):
+    # the deadman ("" = takeover refused with it; e.g. right.trigger, the select button, which some mappings
+    # also read as the gripper trigger), the e-stop and its reset. No episode labels with that profile.
+    simple_controller_deadman: str = ""
+    simple_controller_estop_chord: str = "left.menu"
+    simple_controller_reset_chord: str = "right.menu"
 
 
 @dataclass

@@ -32,6 +32,7 @@ class HandState:
     primary: bool = False  # A (right) / X (left)
     secondary: bool = False  # B (right) / Y (left)
     thumbstick_click: bool = False
+    menu: bool = False  # Touch: left hand only; simple controller: both
     active: bool = True  # False when the runtime reports the controller inactive/unfocused
 
     def value(self, name: str) -> float:
@@ -39,7 +40,7 @@ class HandState:
         name = BUTTON_ALIASES.get(name, name)
         if name in ("trigger", "squeeze"):
             return float(getattr(self, name))
-        if name in ("primary", "secondary", "thumbstick_click"):
+        if name in ("primary", "secondary", "thumbstick_click", "menu"):
             return 1.0 if getattr(self, name) else 0.0
         raise KeyError(f"unknown controller input {name!r}")
 
@@ -58,6 +59,7 @@ class HandState:
             "primary": self.primary,
             "secondary": self.secondary,
             "thumbstick_click": self.thumbstick_click,
+            "menu": self.menu,
             "active": self.active,
         }
 
@@ -73,6 +75,7 @@ class HandState:
             primary=bool(d.get("primary", False)),
             secondary=bool(d.get("secondary", False)),
             thumbstick_click=bool(d.get("thumbstick_click", False)),
+            menu=bool(d.get("menu", False)),
             active=bool(d.get("active", True)),
         )
 

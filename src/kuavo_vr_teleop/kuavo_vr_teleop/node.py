@@ -31,9 +31,10 @@ from .mapping import MAPPINGS, Mapping, make_mapping
 from .openxr_source import OpenXRSource
 from .sources import InputSource, Recorder, ReplaySource
 from .supervisor import Logs, SourceSupervisor
-from .teleop_core import TeleopConfig, TeleopCore, TeleopOutput
+from .profiles import choose_bindings
+from .teleop_core import Bindings, TeleopConfig, TeleopCore, TeleopOutput
 
-INPUT_NAMES = ("trigger", "squeeze", "a", "b", "x", "y", "primary", "secondary", "thumbstick_click")
+INPUT_NAMES = ("trigger", "squeeze", "a", "b", "x", "y", "primary", "secondary", "thumbstick_click", "menu")
 
 
 def _chord(text: str) -> tuple[str, ...]:
@@ -70,6 +71,16 @@ def mapping_from_config(cfg: ExperimentConfig) -> Mapping:
     return mapping
 
 
+def simple_controller_bindings(vr: VrConfig) -> Bindings:
+    """The controls used when the runtime binds the simple controller profile (see profiles.py)."""
+    deadman = vr.simple_controller_deadman.strip()
+    if deadman:
+        _check_inputs("vr.simple_controller_deadman", (deadman,))
+    _check_inputs("vr.simple_controller_estop_chord", _chord(vr.simple_controller_estop_chord))
+    _check_inputs("vr.simple_controller_reset_chord", _chord(vr.simple_controller_reset_chord))
+    return Bindings(deadman, _chord(vr.simple_controller_estop_chord), _chord(vr.simple_controller_reset_chord))
+
+
 def core_from_config(cfg: ExperimentConfig) -> TeleopCore:
     """The teleop state machine as configured; raises ConfigError for settings it cannot honour."""
     vr = cfg.vr
@@ -77,6 +88,7 @@ def core_from_config(cfg: ExperimentConfig) -> TeleopCore:
     _check_inputs("vr.deadman", (vr.deadman.strip(),) if vr.deadman.strip() else ())
     _check_inputs("vr.estop_chord", _chord(vr.estop_chord))
     _check_inputs("vr.reset_chord", _chord(vr.reset_chord))
+    simple_controller_bindings(vr)
     for key in ("success_button", "failure_button"):
         button = getattr(vr, key).strip()
         if button:
@@ -108,6 +120,10 @@ class VrTeleopNode(Node):
         self.vr: VrConfig = self.cfg.vr
         vr = self.vr
         self.core = core_from_config(self.cfg)
+        c = self.core.config
+        self.configured_bindings = Bindings(c.deadman, c.estop_chord, c.reset_chord, c.success_button, c.failure_button)
+        self.simple_bindings = simple_controller_bindings(vr)
+        self._profile: str | None = None  # the controller profile the bindings were chosen for
         log = self.get_logger()
         try:
             recorder = Recorder(vr.record_file, vr.source) if vr.record_file else None
@@ -144,9 +160,11 @@ class VrTeleopNode(Node):
         return factory
 
     def step(self) -> None:
-        """Timer body: poll -> core -> publish."""
+        """Timer body: poll -> controls for the bound profile -> core -> publish."""
         now = time.monotonic()
-        out = self.core.update(self.supervisor.poll(now), now)
+        frame = self.supervisor.poll(now)
+        self._follow_profile(getattr(self.supervisor.source, "interaction_profile", None))
+        out = self.core.update(frame, now, input_lost=not self.supervisor.connected)
         self.publisher.publish(self.guard.sign(self.to_msg(out)))
         if out.label:
             label = EpisodeLabelInput(out.label, out.label_id, self.vr.source)
@@ -158,6 +176,18 @@ class VrTeleopNode(Node):
         if out.reason != self._last_reason:  # log transitions, not every tick
             self.get_logger().info(f"teleop: {'ACTIVE' if out.active else 'inactive'} ({out.reason})")
             self._last_reason = out.reason
+
+    def _follow_profile(self, profile: str | None) -> None:
+        """Switch the controls when the runtime binds another controller profile, and say what works."""
+        if profile == self._profile:
+            return
+        self._profile = profile
+        if not profile:  # no source, not an OpenXR one, or no controller bound yet: the configured controls
+            self.core.use_bindings(self.configured_bindings)
+            return
+        choice = choose_bindings(profile, self.configured_bindings, self.simple_bindings, self.vr.reset_hold_s)
+        self.core.use_bindings(choice.bindings)
+        (self.get_logger().warning if choice.problem else self.get_logger().info)(choice.message)
 
     def to_msg(self, out: TeleopOutput) -> Intervention:
         msg = Intervention()

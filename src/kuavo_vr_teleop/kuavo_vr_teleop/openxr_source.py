@@ -1,13 +1,15 @@
 """Meta Quest (or any OpenXR controller) input through pyopenxr, without rendering.
 
 Kept apart from the rest of the package: it is the only module that touches a headset, and
-it cannot be exercised without an OpenXR runtime. ``import xr`` happens inside the
-constructor so that the package (and its tests) work where pyopenxr is absent.
+it cannot be exercised without an OpenXR runtime (the integration tests use Monado, headless).
+``import xr`` happens inside the constructor so that the package works where pyopenxr is absent.
 
-Flow (after pyopenxr's public headless example): instance with ``XR_MND_headless`` (no
-graphics binding) and ``XR_KHR_convert_timespec_time`` (to turn CLOCK_MONOTONIC into an
-XrTime for ``locate_space`` without a frame loop); one action set bound to the Oculus Touch
-profile with a ``khr/simple_controller`` fallback; session state events drive begin/end.
+Flow (after pyopenxr's public headless example): instance with ``XR_MND_headless`` (no graphics
+binding) where the runtime offers it, else an offscreen Vulkan binding that never presents a
+frame (``vulkan_binding``; SteamVR, for one, needs it); ``XR_KHR_convert_timespec_time`` turns
+CLOCK_MONOTONIC into an XrTime for ``locate_space``. One action set bound to the Oculus Touch
+profile with a ``khr/simple_controller`` fallback; the profile the runtime picks is reported
+(``interaction_profile``); session state events drive begin/end.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .controller import ControllerFrame, HandState
+from .profiles import SIMPLE_PROFILE, TOUCH_PROFILE
 
 NO_RUNTIME_HELP = (
     "No OpenXR runtime was found, so VR teleoperation is unavailable. To use a Meta Quest, "
@@ -30,6 +33,7 @@ NO_RUNTIME_HELP = (
 )
 
 HANDS = ("left", "right")
+VULKAN_EXTENSION = "XR_KHR_vulkan_enable2"  # the offscreen binding for runtimes that are not headless
 
 # Binding suffixes per action (both hands unless noted) for the Oculus Touch profile.
 _TOUCH_BINDINGS: dict[str, dict[str, str]] = {
@@ -41,17 +45,16 @@ _TOUCH_BINDINGS: dict[str, dict[str, str]] = {
     "secondary": {"left": "input/y/click", "right": "input/b/click"},
     "thumbstick": {"left": "input/thumbstick", "right": "input/thumbstick"},
     "thumbstick_click": {"left": "input/thumbstick/click", "right": "input/thumbstick/click"},
+    "menu": {"left": "input/menu/click"},  # the right Touch controller's system button is the runtime's
 }
 # The simple controller only has select (mapped to trigger), menu and the two poses.
 _SIMPLE_BINDINGS: dict[str, dict[str, str]] = {
     "grip_pose": {"left": "input/grip/pose", "right": "input/grip/pose"},
     "aim_pose": {"left": "input/aim/pose", "right": "input/aim/pose"},
     "trigger": {"left": "input/select/click", "right": "input/select/click"},
+    "menu": {"left": "input/menu/click", "right": "input/menu/click"},
 }
-PROFILES = {
-    "/interaction_profiles/oculus/touch_controller": _TOUCH_BINDINGS,
-    "/interaction_profiles/khr/simple_controller": _SIMPLE_BINDINGS,
-}
+PROFILES = {TOUCH_PROFILE: _TOUCH_BINDINGS, SIMPLE_PROFILE: _SIMPLE_BINDINGS}
 
 
 class OpenXRUnavailable(RuntimeError):
@@ -89,10 +92,14 @@ class OpenXRSource:
         self._instance: Any = None
         self._session: Any = None
         self._action_set: Any = None
+        self._graphics: Any = None  # the offscreen Vulkan binding, when the runtime is not headless
+        self._frames: Any = None  # its frame loop while the session runs
         self._spaces: list[Any] = []
         self._running = False  # between begin_session and end_session
         self._state = xr.SessionState.UNKNOWN
         self.headless = False
+        self.graphics = ""  # how the session was created, for the log: "headless" | "vulkan (offscreen)"
+        self.interaction_profile = ""  # the profile the runtime bound to the controllers ("" = none yet)
         self.alive = True
         try:
             self._open(app_name)
@@ -106,7 +113,7 @@ class OpenXRSource:
             self.close()
             raise OpenXRUnavailable(
                 f"The OpenXR runtime could not start a session ({type(exc).__name__}: {exc}). "
-                "Is the headset connected and the runtime (WiVRn/ALVR/Monado) running? " + NO_RUNTIME_HELP
+                "Is the headset connected and the runtime (WiVRn/ALVR/Monado) running?"
             ) from exc
 
     # -- setup -------------------------------------------------------------------------------
@@ -122,10 +129,13 @@ class OpenXRSource:
         self.headless = xr.MND_HEADLESS_EXTENSION_NAME in available
         if self.headless:
             extensions.append(xr.MND_HEADLESS_EXTENSION_NAME)
+        elif VULKAN_EXTENSION in available:
+            extensions.append(VULKAN_EXTENSION)
         else:
-            # Without the extension a session normally needs a graphics binding; try anyway
-            # (some runtimes accept it) and let the caller see the runtime's error otherwise.
-            self._log("OpenXR runtime does not offer XR_MND_headless; trying a session without graphics")
+            raise OpenXRUnavailable(
+                "The OpenXR runtime offers neither XR_MND_headless nor XR_KHR_vulkan_enable2, so this node "
+                f"cannot open a session without rendering (it offers: {', '.join(sorted(available))})."
+            )
         self._instance = xr.create_instance(
             xr.InstanceCreateInfo(
                 application_info=xr.ApplicationInfo(application_name=app_name),
@@ -133,7 +143,20 @@ class OpenXRSource:
             )
         )
         system = xr.get_system(self._instance, xr.SystemGetInfo(form_factor=xr.FormFactor.HEAD_MOUNTED_DISPLAY))
-        self._session = xr.create_session(self._instance, xr.SessionCreateInfo(system_id=system, next=None))
+        binding = None
+        if not self.headless:
+            from . import vulkan_binding
+
+            try:
+                self._graphics = vulkan_binding.VulkanBinding(xr, self._instance, system)
+            except vulkan_binding.VulkanUnavailable as exc:
+                raise OpenXRUnavailable(
+                    "The OpenXR runtime has no headless mode (XR_MND_headless), so a session needs a graphics "
+                    f"binding, and the offscreen Vulkan one failed: {exc}"
+                ) from exc
+            binding = self._graphics.binding
+        self.graphics = "headless" if self.headless else "vulkan (offscreen, presents nothing)"
+        self._session = xr.create_session(self._instance, xr.SessionCreateInfo(system_id=system, next=binding))
         self._hand_paths = [xr.string_to_path(self._instance, f"/user/hand/{h}") for h in HANDS]
         self._create_actions()
         self._suggest_bindings()
@@ -148,6 +171,7 @@ class OpenXRSource:
         self._spaces.extend(self._hand_spaces)
         self._base_space = self._reference_space()
         self._spaces.append(self._base_space)
+        self._log(f"OpenXR session created (graphics: {self.graphics})")
 
     def _create_actions(self) -> None:
         xr = self._xr
@@ -166,6 +190,7 @@ class OpenXRSource:
             "secondary": xr.ActionType.BOOLEAN_INPUT,
             "thumbstick": xr.ActionType.VECTOR2F_INPUT,
             "thumbstick_click": xr.ActionType.BOOLEAN_INPUT,
+            "menu": xr.ActionType.BOOLEAN_INPUT,
         }
         subpaths = (xr.Path * 2)(*self._hand_paths)
         self._actions = {
@@ -231,23 +256,48 @@ class OpenXRSource:
             if kind == xr.StructureType.EVENT_DATA_SESSION_STATE_CHANGED:
                 changed = ctypes.cast(ctypes.byref(event), ctypes.POINTER(xr.EventDataSessionStateChanged)).contents
                 self._on_state(xr.SessionState(changed.state))
+            elif kind == xr.StructureType.EVENT_DATA_INTERACTION_PROFILE_CHANGED:
+                self._read_interaction_profile()
             elif kind == xr.StructureType.EVENT_DATA_INSTANCE_LOSS_PENDING:
                 self._log("OpenXR instance loss pending (runtime shutting down)")
-                self.close()
+                self.alive = False
 
     def _on_state(self, state: Any) -> None:
         xr = self._xr
         self._state = state
         self._log(f"OpenXR session state {state.name}")
-        if state == xr.SessionState.READY:
+        if state == xr.SessionState.READY and self.alive:
             view = xr.ViewConfigurationType.PRIMARY_MONO if self.headless else xr.ViewConfigurationType.PRIMARY_STEREO
             xr.begin_session(self._session, xr.SessionBeginInfo(primary_view_configuration_type=view))
             self._running = True
+            if self._graphics is not None:  # a session with graphics only becomes visible with frames
+                from .vulkan_binding import FrameLoop
+
+                self._frames = FrameLoop(xr, self._session, log=self._log)
+                self._frames.start()
         elif state == xr.SessionState.STOPPING:
-            xr.end_session(self._session)
-            self._running = False
+            self._end_session()
         elif state in (xr.SessionState.LOSS_PENDING, xr.SessionState.EXITING):
-            self.close()
+            self.alive = False
+
+    def _end_session(self) -> None:
+        if self._frames is not None:
+            self._frames.stop()
+            self._frames = None
+        if self._running:
+            self._running = False
+            self._xr.end_session(self._session)
+
+    def _read_interaction_profile(self) -> None:
+        """The profile bound to the controllers (the right hand's, else the left's)."""
+        xr = self._xr
+        profiles = []
+        for path in reversed(self._hand_paths):
+            state = xr.get_current_interaction_profile(self._session, path)
+            if state.interaction_profile != xr.NULL_PATH:
+                profiles.append(xr.path_to_string(self._instance, state.interaction_profile))
+        self.interaction_profile = profiles[0] if profiles else ""
+        self._log(f"OpenXR interaction profile: {self.interaction_profile or 'none (no controller bound)'}")
 
     def _now_xr_time(self) -> Any:
         xr = self._xr
@@ -279,8 +329,9 @@ class OpenXRSource:
             left, right = (self._read_hand(i, now) for i in range(2))
             return ControllerFrame(stamp, left, right)
         except xr.XrException as exc:
-            self._log(f"OpenXR error, closing the session: {type(exc).__name__}: {exc}")
-            self.close()
+            # The runtime is gone or broke the session: say so now, so that a takeover ends at once.
+            self._log(f"OpenXR error, the session is lost: {type(exc).__name__}: {exc}")
+            self.alive = False
             return None
 
     def _read_hand(self, index: int, now: Any) -> HandState:
@@ -313,12 +364,17 @@ class OpenXRSource:
             primary=pressed("primary"),
             secondary=pressed("secondary"),
             thumbstick_click=pressed("thumbstick_click"),
+            menu=pressed("menu"),
             active=bool(pose_state.is_active),
         )
 
-    def close(self) -> None:
-        """Release everything; safe to call repeatedly and on a half-built source."""
+    def close(self, exit_timeout_s: float = 1.0) -> None:
+        """Release everything; safe to call repeatedly, on a half-built source and after the runtime died.
+
+        A running session is ended the way the spec allows, which is only from STOPPING: request the
+        exit, wait (at most ``exit_timeout_s``) for the runtime to move the session to STOPPING, end it."""
         xr = self._xr
+        lost = not self.alive
         self.alive = False
 
         def quietly(fn: Callable[..., Any], *args: Any) -> None:
@@ -327,18 +383,33 @@ class OpenXRSource:
             except Exception:  # noqa: BLE001 - teardown of a possibly-dead runtime
                 pass
 
+        if self._running and not lost:
+            quietly(self._request_exit, exit_timeout_s)
+        if self._frames is not None:
+            self._frames.stop()
+            self._frames = None
+        self._running = False  # still running here: the runtime is gone; destroying the session is all that is left
         for space in self._spaces:
             quietly(xr.destroy_space, space)
         self._spaces = []
         if self._session is not None:
-            if self._running:
-                quietly(xr.end_session, self._session)
-                self._running = False
             quietly(xr.destroy_session, self._session)
             self._session = None
         if self._action_set is not None:
             quietly(xr.destroy_action_set, self._action_set)
             self._action_set = None
+        if self._graphics is not None:
+            self._graphics.close()
+            self._graphics = None
         if self._instance is not None:
             quietly(xr.destroy_instance, self._instance)
             self._instance = None
+
+    def _request_exit(self, timeout_s: float) -> None:
+        xr = self._xr
+        if self._state != xr.SessionState.STOPPING:
+            xr.request_exit_session(self._session)
+        deadline = time.monotonic() + timeout_s
+        while self._running and time.monotonic() < deadline:
+            self._pump_events()  # STOPPING ends the session (_on_state)
+            time.sleep(0.005)

@@ -36,18 +36,31 @@ class SourceSupervisor:
     _next_try_s: float | None = None
     _last_error: str | None = None
 
+    @property
+    def connected(self) -> bool:
+        """A source is open and not lost. False from the very poll that finds it lost, so that the
+        owner can end a takeover at once instead of waiting for the input to go stale."""
+        return self.source is not None and getattr(self.source, "alive", True)
+
     def poll(self, now_s: float) -> ControllerFrame | None:
-        if self.source is not None and not getattr(self.source, "alive", True):
-            self.logs.warn(f"input source '{self.source.name}' was lost; reopening in {self.retry_period_s:g} s")
-            self._close_source()
-            self._next_try_s = now_s + self.retry_period_s
+        if self.source is not None and not self.connected:
+            self._drop_lost_source(now_s)
         if self.source is None and not self._try_open(now_s):
             return None
         assert self.source is not None
         frame = self.source.poll()
+        if not self.connected:  # lost during this poll
+            self._drop_lost_source(now_s)
+            return None
         if frame is not None and self.recorder is not None:
             self.recorder.write(frame)
         return frame
+
+    def _drop_lost_source(self, now_s: float) -> None:
+        assert self.source is not None
+        self.logs.warn(f"input source '{self.source.name}' was lost; reopening in {self.retry_period_s:g} s")
+        self._close_source()
+        self._next_try_s = now_s + self.retry_period_s
 
     def _try_open(self, now_s: float) -> bool:
         if self._next_try_s is not None and now_s < self._next_try_s:

@@ -60,6 +60,17 @@ class TeleopOutput:
     label_id: int = 0
 
 
+@dataclass(frozen=True)
+class Bindings:
+    """The controls, as a set that can be swapped at run time. deadman "" = takeover impossible (``refusal`` says why)."""
+    deadman: str
+    estop_chord: tuple[str, ...]
+    reset_chord: tuple[str, ...]
+    success_button: str = ""
+    failure_button: str = ""
+    refusal: str = ""
+
+
 RESET_ANNOUNCE_S = 1.0
 LABEL_ANNOUNCE_S = 0.5
 
@@ -89,8 +100,8 @@ class TeleopCore:
         self._ws_low = np.asarray(config.workspace_low, dtype=np.float64)
         self._ws_high = np.asarray(config.workspace_high, dtype=np.float64)
         self._estop = EstopLatch(config.estop_chord, config.reset_chord, config.reset_hold_s)
-        self._labels = LabelButtons(config.success_button, config.failure_button,
-                                    tuple(config.estop_chord) + tuple(config.reset_chord))
+        self._labels = self._label_buttons(config)
+        self.refusal = ""  # why takeover is impossible with the current bindings (deadman "")
         # Ids continue from a random start: a restarted node's labels are never taken for repeats.
         self._label, self._label_id, self._label_at = 0, int.from_bytes(os.urandom(3), "little"), -1.0
         self._latest: ControllerFrame | None = None
@@ -99,13 +110,34 @@ class TeleopCore:
         self._need_release = False
         self._action = self.neutral.copy()
 
+    @staticmethod
+    def _label_buttons(config: TeleopConfig) -> LabelButtons:
+        return LabelButtons(config.success_button, config.failure_button,
+                            tuple(config.estop_chord) + tuple(config.reset_chord))
+
+    def use_bindings(self, bindings: Bindings) -> None:
+        """Switch the controls (e.g. when the runtime binds a controller profile without a grip button).
+        Any takeover ends and must be started again; a latched e-stop stays latched."""
+        self.config = replace(self.config, deadman=bindings.deadman, estop_chord=bindings.estop_chord,
+                              reset_chord=bindings.reset_chord, success_button=bindings.success_button,
+                              failure_button=bindings.failure_button)
+        self.refusal = bindings.refusal
+        self._estop = EstopLatch(bindings.estop_chord, bindings.reset_chord, self.config.reset_hold_s,
+                                 latched=self._estop.latched, reset_at=self._estop.reset_at)
+        self._labels = self._label_buttons(self.config)
+        self._idle("controls changed", need_release=self.engaged)
+
     @property
     def engaged(self) -> bool:
         return self._ref is not None
 
-    def update(self, frame: ControllerFrame | None, now_s: float) -> TeleopOutput:
+    def update(self, frame: ControllerFrame | None, now_s: float, input_lost: bool = False) -> TeleopOutput:
+        """``input_lost``: the source is known to be gone (e.g. the OpenXR runtime died): the last frame
+        stops counting at once rather than after ``stale_timeout_s``."""
         cfg = self.config
-        if frame is not None:
+        if input_lost:
+            self._latest_rx = None
+        elif frame is not None:
             frame = sanitize(frame)
             # Only strictly newer frames count as fresh input (a repeated frame is not a sign of life).
             if self._latest is None or frame.time_s > self._latest.time_s:
@@ -116,23 +148,24 @@ class TeleopCore:
         label = self._labels.update(fresh)
         if label and not estop:  # a stopped robot's episode is not labelled
             self._label, self._label_id, self._label_at = label, self._label_id + 1, now_s
-        deadman = fresh is not None and fresh.input_value(cfg.deadman) > cfg.deadman_threshold
+        deadman = bool(cfg.deadman) and fresh is not None and fresh.input_value(cfg.deadman) > cfg.deadman_threshold
         tracking = fresh is not None and all(
             fresh.hand(h).pose_valid and fresh.hand(h).active for h in self.mapping.hands
         )
 
         if estop:
             return self._idle(reason="estop", estop=True, need_release=True)
-        out = self._control(fresh, stale, deadman, tracking)
+        out = self._control(fresh, stale, deadman, tracking, input_lost)
         if self._label and now_s - self._label_at <= LABEL_ANNOUNCE_S:
             out = replace(out, label=self._label, label_id=self._label_id)
         return replace(out, estop_reset=True) if self._estop.reset_recently(now_s, RESET_ANNOUNCE_S) else out
 
-    def _control(self, fresh: ControllerFrame | None, stale: bool, deadman: bool, tracking: bool) -> TeleopOutput:
+    def _control(self, fresh: ControllerFrame | None, stale: bool, deadman: bool, tracking: bool,
+                 input_lost: bool) -> TeleopOutput:
         """Engage, follow or release (no e-stop latched)."""
         if self.engaged:
             if stale:
-                return self._idle("input stale", need_release=True)
+                return self._idle("input lost" if input_lost else "input stale", need_release=True)
             if not tracking:
                 return self._idle("tracking lost", need_release=True)
             if not deadman:
@@ -144,7 +177,9 @@ class TeleopCore:
             return TeleopOutput(True, self._action.copy(), False, "engaged")
 
         if stale:
-            return self._idle("no input" if self._latest is None else "input stale")
+            return self._idle("no input" if self._latest is None or input_lost else "input stale")
+        if not self.config.deadman:
+            return self._idle("takeover refused: " + (self.refusal or "no deadman input"))
         if self._need_release:
             if deadman:
                 return self._idle("release the clutch to re-engage")
