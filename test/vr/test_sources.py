@@ -169,3 +169,33 @@ def test_supervisor_opens_records_and_reopens_lost_source(tmp_path):
     assert sup.poll(1.3) is not None and len(made) == 2
     sup.close()
     assert len(read_recording(tmp_path / "r.jsonl")[1]) == 3
+
+
+def test_supervisor_survives_a_source_that_raises_anything():
+    """A bug in a source (opening, polling or closing) never stops the node: it is logged and retried."""
+    warnings = []
+
+    class Buggy:
+        name = "buggy"
+
+        def poll(self):
+            raise TypeError("unsupported operand")
+
+        def close(self):
+            raise RuntimeError("teardown failed")
+
+    attempts = []
+
+    def factory():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise TypeError("bad version arithmetic")
+        return Buggy()
+
+    sup = SourceSupervisor(factory, retry_period_s=1.0, logs=Logs(warn=warnings.append, info=lambda m: None))
+    assert sup.poll(0.0) is None and not sup.connected
+    assert warnings == ["input source failed to open (TypeError: bad version arithmetic) (retrying every 1 s)"]
+    assert sup.poll(1.0) is None and not sup.connected  # opened, then its poll raised: lost at once
+    assert any("'buggy' failed: TypeError" in w for w in warnings)
+    assert any("closing input source 'buggy' failed" in w for w in warnings)
+    assert sup.poll(2.0) is None and len(attempts) == 3  # and reopened on the period

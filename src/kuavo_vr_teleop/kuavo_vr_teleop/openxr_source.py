@@ -115,6 +115,9 @@ class OpenXRSource:
                 f"The OpenXR runtime could not start a session ({type(exc).__name__}: {exc}). "
                 "Is the headset connected and the runtime (WiVRn/ALVR/Monado) running?"
             ) from exc
+        except Exception:
+            self.close()
+            raise
 
     # -- setup -------------------------------------------------------------------------------
     def _open(self, app_name: str) -> None:

@@ -48,7 +48,12 @@ class SourceSupervisor:
         if self.source is None and not self._try_open(now_s):
             return None
         assert self.source is not None
-        frame = self.source.poll()
+        try:
+            frame = self.source.poll()
+        except Exception as exc:  # noqa: BLE001 - a source's bug must not stop the node publishing "inactive"
+            self.logs.warn(f"input source '{self.source.name}' failed: {type(exc).__name__}: {exc}")
+            self.source.alive = False  # type: ignore[union-attr]
+            frame = None
         if not self.connected:  # lost during this poll
             self._drop_lost_source(now_s)
             return None
@@ -69,8 +74,9 @@ class SourceSupervisor:
         self.attempts += 1
         try:
             source = self.factory()
-        except UNAVAILABLE_ERRORS as exc:
-            message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - expected (no runtime) or not, the node goes on and retries
+            expected = isinstance(exc, UNAVAILABLE_ERRORS)
+            message = str(exc) if expected else f"input source failed to open ({type(exc).__name__}: {exc})"
             if message != self._last_error:  # full explanation once (and again if it changes)
                 self.logs.warn(f"{message} (retrying every {self.retry_period_s:g} s)")
                 self._last_error = message
@@ -90,10 +96,11 @@ class SourceSupervisor:
 
     def _close_source(self) -> None:
         if self.source is not None:
+            source, self.source = self.source, None
             try:
-                self.source.close()
-            finally:
-                self.source = None
+                source.close()
+            except Exception as exc:  # noqa: BLE001 - a failed teardown must not stop the node either
+                self.logs.warn(f"closing input source '{source.name}' failed: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self._close_source()
