@@ -233,3 +233,32 @@ class MonadoRuntime:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.proc = None
+
+
+def main() -> None:
+    """Start the test runtime by hand: prints what a node's shell must export, runs until Ctrl-C."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=("headless", "no-headless"), default="headless")
+    parser.add_argument("--driver", choices=("remote", "simulated"), default="remote")
+    args = parser.parse_args()
+    runtime = MonadoRuntime(Path(tempfile.mkdtemp(prefix="kuavo_openxr_")), args.variant, args.driver)
+    runtime.start()
+    print("# Monado is running; in the node's shell:")
+    for key, value in runtime.client_env.items():
+        print(f"export {key}={value}")
+    if args.driver == "remote":
+        print(f"# remote driver (controllers, see RemoteControllers) on 127.0.0.1:{runtime.port}")
+    print(f"# runtime log: {runtime.log_path}; Ctrl-C stops it", flush=True)
+    try:
+        runtime.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+
+
+if __name__ == "__main__":
+    main()

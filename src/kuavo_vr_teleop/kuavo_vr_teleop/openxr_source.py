@@ -270,7 +270,8 @@ class OpenXRSource:
         self._state = state
         self._log(f"OpenXR session state {state.name}")
         if state == xr.SessionState.READY and self.alive:
-            view = xr.ViewConfigurationType.PRIMARY_MONO if self.headless else xr.ViewConfigurationType.PRIMARY_STEREO
+            # A headless session has no views; with graphics, the runtime's own first choice (a Quest: stereo).
+            view = self._graphics.view_configuration if self._graphics else xr.ViewConfigurationType.PRIMARY_MONO
             xr.begin_session(self._session, xr.SessionBeginInfo(primary_view_configuration_type=view))
             self._running = True
             if self._graphics is not None:  # a session with graphics only becomes visible with frames
