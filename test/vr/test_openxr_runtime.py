@@ -132,12 +132,8 @@ def engage(runtime: MonadoRuntime, node: VrNode) -> float:
     """Grip the right controller (the default deadman); the time the takeover started."""
     runtime.controllers.state.right.squeeze = 1.0
     runtime.controllers.send()
-    t, msg = node.wait_for(lambda m: m.active)
+    t, _ = node.wait_for(lambda m: m.active)
     return t
-
-
-def active(m: Intervention) -> bool:
-    return m.active
 
 
 def test_session_reaches_focused_and_the_bound_profile_is_logged(runtime, node_factory):
@@ -166,9 +162,9 @@ def test_takeover_engages_without_a_jump_follows_the_hand_and_releases(runtime, 
     assert msg.action[0] > 0.55
     c.state.right.squeeze = 0.0  # release the clutch
     c.send()
-    t_released, msg = node.wait_for(lambda m: not m.active, after=t_engaged)
+    _, msg = node.wait_for(lambda m: not m.active, after=t_engaged)
     assert list(msg.action) == [0.0, 0.0, 0.0, 0.0] and not msg.estop
-    assert "teleop: inactive (clutch released)" in node.log or node.wait_log("teleop: inactive (clutch released)") is None
+    node.wait_log("teleop: inactive (clutch released)")
 
 
 def test_tracking_loss_releases_within_the_timeout_and_needs_a_new_grip(runtime, node_factory):

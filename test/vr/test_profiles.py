@@ -17,7 +17,8 @@ def test_touch_gets_the_configured_controls_quietly():
     choice = choose_bindings(TOUCH_PROFILE, CONFIGURED, SIMPLE_REFUSE, 1.0)
     assert choice.bindings == CONFIGURED and not choice.problem
     assert choice.message == ("OpenXR controllers bound as oculus/touch_controller: deadman right.squeeze, "
-                              "e-stop left.x+left.y, reset right.a+right.b held 1 s, labels left.y success / left.x failure")
+                              "e-stop left.x+left.y, reset right.a+right.b held 1 s, "
+                              "labels left.y success / left.x failure")
 
 
 def test_simple_controller_without_a_configured_deadman_refuses_takeover_loudly():
@@ -37,7 +38,8 @@ def test_controls_the_profile_lacks_are_refused_or_flagged():
     # The right Touch controller has no menu button (it is the runtime's system button).
     assert unavailable_inputs(TOUCH_PROFILE, ("right.menu", "left.menu", "left.x", "right.b")) == ["right.menu"]
     assert unavailable_inputs("/interaction_profiles/unknown", ("right.menu",)) == []
-    deadman_missing = choose_bindings(TOUCH_PROFILE, Bindings("right.menu", ("left.x",), ("right.a",)), SIMPLE_REFUSE, 1.0)
+    deadman_missing = choose_bindings(TOUCH_PROFILE, Bindings("right.menu", ("left.x",), ("right.a",)),
+                                      SIMPLE_REFUSE, 1.0)
     assert deadman_missing.bindings.deadman == "" and "TAKEOVER IS REFUSED" in deadman_missing.message
     estop_missing = choose_bindings(TOUCH_PROFILE, Bindings("right.squeeze", ("right.menu",), ("right.a",)),
                                     SIMPLE_REFUSE, 1.0)

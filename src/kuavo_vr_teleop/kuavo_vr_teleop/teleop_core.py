@@ -62,7 +62,8 @@ class TeleopOutput:
 
 @dataclass(frozen=True)
 class Bindings:
-    """The controls, as a set that can be swapped at run time. deadman "" = takeover impossible (``refusal`` says why)."""
+    """The controls, as a set that can be swapped at run time.
+    deadman "" = takeover impossible (``refusal`` says why)."""
     deadman: str
     estop_chord: tuple[str, ...]
     reset_chord: tuple[str, ...]
