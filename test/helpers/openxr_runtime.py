@@ -213,20 +213,14 @@ class MonadoRuntime:
 
     def kill(self) -> None:
         """The runtime dies (SIGKILL): what a crash or a pulled streaming server looks like to a client."""
-        if self.controllers is not None:
-            self.controllers.close()
-            self.controllers = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
+        self.stop(graceful=False)
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
         if self.controllers is not None:
             self.controllers.close()
             self.controllers = None
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.terminate() if graceful else self.proc.kill()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

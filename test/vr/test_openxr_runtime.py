@@ -107,11 +107,24 @@ class VrNode:
 
 
 @pytest.fixture
-def runtime(tmp_path):
-    rt = MonadoRuntime(tmp_path / "monado")
-    rt.start()
-    yield rt
-    rt.stop()
+def runtime_factory(tmp_path):
+    """Started runtimes (MonadoRuntime's variant and driver), stopped after the test."""
+    runtimes = []
+
+    def make(**kw):
+        rt = MonadoRuntime(tmp_path / f"monado{len(runtimes)}", **kw)
+        runtimes.append(rt)
+        rt.start()
+        return rt
+
+    yield make
+    for rt in runtimes:
+        rt.stop()
+
+
+@pytest.fixture
+def runtime(runtime_factory):
+    return runtime_factory()
 
 
 @pytest.fixture
@@ -248,63 +261,47 @@ def test_shutdown_ends_the_session_cleanly(runtime, node_factory, signum):
     assert "OpenXR session state STOPPING" in log and "OpenXR session state EXITING" in log, log
 
 
-def test_simple_controller_profile_refuses_takeover_loudly(tmp_path, node_factory):
+def test_simple_controller_profile_refuses_takeover_loudly(runtime_factory, node_factory):
     # The simulated driver's controllers only offer the Khronos simple controller profile.
-    rt = MonadoRuntime(tmp_path / "monado", driver="simulated")
-    rt.start()
-    try:
-        node = node_factory(rt)
-        node.wait_log("OpenXR controllers bound as khr/simple_controller")
-        node.wait_log("TAKEOVER IS REFUSED")
-        assert "e-stop left.menu" in node.log
-        t0 = time.monotonic()
-        time.sleep(0.5)
-        assert node.since(t0) and not any(m.active for m in node.since(t0))
-        assert "teleop: inactive (takeover refused" in node.log
-    finally:
-        rt.stop()
+    rt = runtime_factory(driver="simulated")
+    node = node_factory(rt)
+    node.wait_log("OpenXR controllers bound as khr/simple_controller")
+    node.wait_log("TAKEOVER IS REFUSED")
+    assert "e-stop left.menu" in node.log
+    t0 = time.monotonic()
+    time.sleep(0.5)
+    assert node.since(t0) and not any(m.active for m in node.since(t0))
+    assert "teleop: inactive (takeover refused" in node.log
 
 
-def test_simple_controller_profile_with_a_configured_deadman_uses_the_fallback(tmp_path, node_factory):
-    rt = MonadoRuntime(tmp_path / "monado", driver="simulated")
-    rt.start()
-    try:
-        node = node_factory(rt, "vr.simple_controller_deadman=right.trigger")
-        node.wait_log("OpenXR controllers bound as khr/simple_controller: deadman right.trigger, e-stop left.menu, "
-                      "reset right.menu held 1 s, no episode labels (fallback bindings")
-        assert "TAKEOVER IS REFUSED" not in node.log
-    finally:
-        rt.stop()
+def test_simple_controller_profile_with_a_configured_deadman_uses_the_fallback(runtime_factory, node_factory):
+    rt = runtime_factory(driver="simulated")
+    node = node_factory(rt, "vr.simple_controller_deadman=right.trigger")
+    node.wait_log("OpenXR controllers bound as khr/simple_controller: deadman right.trigger, e-stop left.menu, "
+                  "reset right.menu held 1 s, no episode labels (fallback bindings")
+    assert "TAKEOVER IS REFUSED" not in node.log
 
 
-def test_runtime_without_headless_mode_gets_an_offscreen_vulkan_session(tmp_path, node_factory):
-    rt = MonadoRuntime(tmp_path / "monado", variant="no-headless")
-    rt.start()
-    try:
-        node = node_factory(rt)
-        node.wait_log("OpenXR session state FOCUSED")
-        assert "graphics: vulkan" in node.log
-        t_engaged = engage(rt, node)
-        rt.controllers.state.right.position = (0.2, 1.3, -0.53)
-        rt.controllers.send()
-        node.wait_for(lambda m: m.active and m.action[0] > 0.55, after=t_engaged)
-        assert node.stop() == 0
-        assert "XR_ERROR" not in node.log and "Traceback" not in node.log, node.log
-    finally:
-        rt.stop()
+def test_runtime_without_headless_mode_gets_an_offscreen_vulkan_session(runtime_factory, node_factory):
+    rt = runtime_factory(variant="no-headless")
+    node = node_factory(rt)
+    node.wait_log("OpenXR session state FOCUSED")
+    assert "graphics: vulkan" in node.log
+    t_engaged = engage(rt, node)
+    rt.controllers.state.right.position = (0.2, 1.3, -0.53)
+    rt.controllers.send()
+    node.wait_for(lambda m: m.active and m.action[0] > 0.55, after=t_engaged)
+    assert node.stop() == 0
+    assert "XR_ERROR" not in node.log and "Traceback" not in node.log, node.log
 
 
-def test_runtime_without_headless_mode_and_no_vulkan_driver_says_why_once(tmp_path, node_factory):
-    rt = MonadoRuntime(tmp_path / "monado", variant="no-headless")
-    rt.start()
-    try:
-        node = node_factory(rt, env={"VK_ICD_FILENAMES": str(tmp_path / "no_such_icd.json")})
-        node.wait_log("offscreen Vulkan one failed")
-        time.sleep(1.5)  # about three retries at vr.retry_period_s=0.5
-        log = node.log
-        assert "No OpenXR runtime was found" not in log, log
-        assert log.count("no headless mode") == 1, log  # explained once, not on every retry
-        assert node.proc.poll() is None
-        assert not any(m.active for m in node.since(0.0))
-    finally:
-        rt.stop()
+def test_runtime_without_headless_mode_and_no_vulkan_driver_says_why_once(tmp_path, runtime_factory, node_factory):
+    rt = runtime_factory(variant="no-headless")
+    node = node_factory(rt, env={"VK_ICD_FILENAMES": str(tmp_path / "no_such_icd.json")})
+    node.wait_log("offscreen Vulkan one failed")
+    time.sleep(1.5)  # about three retries at vr.retry_period_s=0.5
+    log = node.log
+    assert "No OpenXR runtime was found" not in log, log
+    assert log.count("no headless mode") == 1, log  # explained once, not on every retry
+    assert node.proc.poll() is None
+    assert not any(m.active for m in node.since(0.0))
