@@ -220,7 +220,10 @@ class MonadoRuntime:
             self.controllers.close()
             self.controllers = None
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate() if graceful else self.proc.kill()
+            if graceful:
+                self.proc.terminate()
+            else:
+                self.proc.kill()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

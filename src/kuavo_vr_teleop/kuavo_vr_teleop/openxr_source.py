@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import vulkan_binding
 from .controller import ControllerFrame, HandState
 from .profiles import SIMPLE_PROFILE, TOUCH_PROFILE
 
@@ -33,7 +34,6 @@ NO_RUNTIME_HELP = (
 )
 
 HANDS = ("left", "right")
-VULKAN_EXTENSION = "XR_KHR_vulkan_enable2"  # the offscreen binding for runtimes that are not headless
 
 # Binding suffixes per action (both hands unless noted) for the Oculus Touch profile.
 _TOUCH_BINDINGS: dict[str, dict[str, str]] = {
@@ -132,8 +132,8 @@ class OpenXRSource:
         self.headless = xr.MND_HEADLESS_EXTENSION_NAME in available
         if self.headless:
             extensions.append(xr.MND_HEADLESS_EXTENSION_NAME)
-        elif VULKAN_EXTENSION in available:
-            extensions.append(VULKAN_EXTENSION)
+        elif vulkan_binding.REQUIRED_EXTENSION in available:
+            extensions.append(vulkan_binding.REQUIRED_EXTENSION)
         else:
             raise OpenXRUnavailable(
                 "The OpenXR runtime offers neither XR_MND_headless nor XR_KHR_vulkan_enable2, so this node "
@@ -148,8 +148,6 @@ class OpenXRSource:
         system = xr.get_system(self._instance, xr.SystemGetInfo(form_factor=xr.FormFactor.HEAD_MOUNTED_DISPLAY))
         binding = None
         if not self.headless:
-            from . import vulkan_binding
-
             try:
                 self._graphics = vulkan_binding.VulkanBinding(xr, self._instance, system)
             except vulkan_binding.VulkanUnavailable as exc:
@@ -275,19 +273,20 @@ class OpenXRSource:
             xr.begin_session(self._session, xr.SessionBeginInfo(primary_view_configuration_type=view))
             self._running = True
             if self._graphics is not None:  # a session with graphics only becomes visible with frames
-                from .vulkan_binding import FrameLoop
-
-                self._frames = FrameLoop(xr, self._session, log=self._log)
+                self._frames = vulkan_binding.FrameLoop(xr, self._session, log=self._log)
                 self._frames.start()
         elif state == xr.SessionState.STOPPING:
             self._end_session()
         elif state in (xr.SessionState.LOSS_PENDING, xr.SessionState.EXITING):
             self.alive = False
 
-    def _end_session(self) -> None:
+    def _stop_frame_loop(self) -> None:
         if self._frames is not None:
             self._frames.stop()
             self._frames = None
+
+    def _end_session(self) -> None:
+        self._stop_frame_loop()
         if self._running:
             self._running = False
             self._xr.end_session(self._session)
@@ -389,9 +388,7 @@ class OpenXRSource:
 
         if self._running and not lost:
             quietly(self._request_exit, exit_timeout_s)
-        if self._frames is not None:
-            self._frames.stop()
-            self._frames = None
+        self._stop_frame_loop()
         self._running = False  # still running here: the runtime is gone; destroying the session is all that is left
         for space in self._spaces:
             quietly(xr.destroy_space, space)

@@ -13,7 +13,7 @@ This node never renders: it only needs a session that reaches FOCUSED to read co
   on a daemon thread: without frames a session with graphics never gets past READY/SYNCHRONIZED (Monado:
   READY), so never FOCUSED; with zero-layer frames Monado goes READY -> FOCUSED within ~20-40 ms.
   ``start()`` after xrBeginSession, ``stop()`` before xrEndSession. The thread never raises: on an
-  error (session or instance lost) it stops and keeps it in ``last_error``.
+  error (session or instance lost) it logs it and stops.
 
 Only ctypes and ``libvulkan.so.1`` (Debian: libvulkan1 plus a driver, e.g. mesa-vulkan-drivers).
 """
@@ -179,25 +179,17 @@ class FrameLoop:
         self._xr, self._session, self._log = xr_module, session, log
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="openxr-frame-loop", daemon=True)
-        self.frames = 0  # frames ended, for diagnostics
-        self.last_error: BaseException | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 1.0) -> bool:
-        """Ends the loop (before xrEndSession); False when the thread did not end within the timeout."""
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Ends the loop (before xrEndSession); says so when the thread did not end within the timeout."""
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join(timeout_s)
         if self._thread.is_alive():
             self._log(f"OpenXR frame loop did not stop within {timeout_s} s (blocked in the runtime)")
-            return False
-        return True
 
     def _run(self) -> None:
         xr = self._xr
@@ -209,7 +201,5 @@ class FrameLoop:
                 xr.end_frame(self._session, xr.FrameEndInfo(
                     display_time=state.predicted_display_time,
                     environment_blend_mode=xr.EnvironmentBlendMode.OPAQUE, layers=[]))
-                self.frames += 1
         except Exception as exc:  # never out of the thread: the owner sees the loss through events
-            self.last_error = exc
             self._log(f"OpenXR frame loop stopped: {type(exc).__name__}: {exc}")
