@@ -146,7 +146,8 @@ class ActorNode(Node):
                              f"episodes {status.episodes} policy v{status.policy_version} unpersisted "
                              f"{status.unpersisted_transitions} transitions ({status.unpersisted_batches} batches) "
                              f"learner {core.learner_link.describe()}" + (" | paused" if status.waiting_for_learner
-                                                                          else ""))
+                                                                          else ""),
+                             force=lost is not None)  # a lost link is shown at once, not up to a period later
 
     def publish_status(self):
         status = self.core.status()

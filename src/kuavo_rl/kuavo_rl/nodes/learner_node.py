@@ -231,7 +231,7 @@ class LearnerNode(Node):
             actor_silent_s=[w.silent_s for w in watches], actor_link_outages=[len(w.outages_s) for w in watches],
             actor_last_outage_s=[w.last_outage_s for w in watches])
         self.status_pub.publish(self.guard.sign(status))
-        self.loop.report_progress(update_rate, extra=links_text)
+        self.loop.report_progress(update_rate, force=bool(events), extra=links_text)  # a lost link is shown at once
 
     def close(self) -> None:
         self.stop.set()
