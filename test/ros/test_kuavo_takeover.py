@@ -219,7 +219,8 @@ def test_replayed_takeover_drives_the_simulated_kuavo_and_the_policy_resumes_fro
     # 2. The takeover transitions are flagged and in the learner's offline buffer, with the operator's
     # actions. The learner's own takeover recording (kept in its checkpoint, keyed by episode and step) is
     # the complete record; the listener may miss the first action commands (DDS discovers the actor in the
-    # test process later than in the env node when the machine is busy), never one after its first.
+    # test process later than in the env node when the machine is busy), never one after its first;
+    # likewise the first observations.
     state = load_latest(tmp_path / "run" / "checkpoints")
     offline, online = state["buffers"]["offline"], state["buffers"]["online"]
     recorded = state["recording"]["rows"]
@@ -228,8 +229,8 @@ def test_replayed_takeover_drives_the_simulated_kuavo_and_the_policy_resumes_fro
     assert np.allclose(offline["observations"], recorded["observations"])
     assert np.allclose(offline["actions"], recorded["actions"])
     assert set(online["sequences"][online["intervention"]].tolist()) == set(offline["sequences"].tolist())
-    first_seen = min(actions)
-    unseen = [key for key in sorted(obs) if key >= first_seen and key not in actions and key != max(obs)]
+    first_seen, last_observation = max(min(actions), min(obs)), max(obs)  # the run's last one is not answered
+    unseen = [key for key in sorted(obs) if first_seen <= key < last_observation and key not in actions]
     assert not unseen, f"the test's listener lost action commands after its first {first_seen}: {unseen[:10]}"
     # A transition is keyed by the step of its next observation: the action of step s is in row (episode, s + 1).
     recorded_rows = {(int(e), int(s) - 1): i for i, (e, s) in
@@ -241,8 +242,8 @@ def test_replayed_takeover_drives_the_simulated_kuavo_and_the_policy_resumes_fro
         action = recorded["actions"][row]
         assert np.allclose(action, actions[key].action, atol=1e-6), (key, action)  # the action the env was sent
         assert np.min(np.abs(human - action).max(axis=1)) < 1e-4, action  # an action the VR node published
-        if key in obs:
-            assert np.allclose(recorded["observations"][row], obs[key], atol=1e-6), key
+        assert key in obs, f"the test's listener lost observation {key} after its first {first_seen}"
+        assert np.allclose(recorded["observations"][row], obs[key], atol=1e-6), key
 
     # 3. Re-sync: the first policy command after each takeover is one policy step from the measured hands
     # (clamped into the workspace, as every command is), however far ahead the takeover's targets ran.
